@@ -1,0 +1,239 @@
+"""Configuration: one TOML file validated into typed models.
+
+Secrets are never literal in shipped files: any value may be ``{"$env": "NAME"}`` or
+``{"$file": "path"}`` and is resolved at load time. A bad file stops start-up with one line
+naming the file, the key and the problem (:class:`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
+
+
+class ConfigError(Exception):
+    """A configuration problem; ``str()`` is one readable line: file, key, problem."""
+
+    def __init__(self, path: Path | str, key: str, problem: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.problem = problem
+        where = f"{self.path}: {key}: " if key else f"{self.path}: "
+        super().__init__(where + problem)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GatewaySection(_Strict):
+    listen: str = "127.0.0.1:8080"
+    database: str = "sqlite:///var/gateway.db"
+    node_id: str = Field(default_factory=socket.gethostname)
+    lease_seconds: float = Field(default=120.0, gt=1)
+    poll_interval: float = Field(default=0.5, gt=0)
+    shutdown_grace: float = Field(default=10.0, ge=0)
+    plugins_dir: str | None = None
+    log_format: Literal["json", "console"] = "json"
+    log_retention_days: int | None = Field(default=None, gt=0)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("must be HOST:PORT, for example 127.0.0.1:8080")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class LimitsSection(_Strict):
+    max_body_bytes: int = Field(default=10_485_760, gt=0)
+    queue_bound: int = Field(default=200_000, gt=0)
+    intake_batch: int = Field(default=500, gt=0)
+    max_clock_skew: int = Field(default=300, gt=0)
+
+
+class TokenSection(_Strict):
+    name: str
+    role: Literal["viewer", "operator", "admin"]
+    token_sha256: str | None = None
+    token: SecretStr | None = None
+
+
+class Timeouts(_Strict):
+    connect: float = Field(default=5.0, gt=0)
+    read: float = Field(default=30.0, gt=0)
+
+
+class RetryPolicy(_Strict):
+    """Exponential backoff with jitter, a cap and a deadline (seconds)."""
+
+    initial: float = Field(default=1.0, gt=0)
+    multiplier: float = Field(default=2.0, ge=1)
+    max: float = Field(default=600.0, gt=0)
+    jitter: float = Field(default=1.0, ge=0)
+    deadline: float = Field(default=259_200.0, gt=0)
+
+
+class BreakerPolicy(_Strict):
+    failures: int = Field(default=5, gt=0)
+    reset_after: float = Field(default=30.0, gt=0)
+
+
+class TlsSettings(_Strict):
+    verify: bool = True
+    ca_bundle: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+
+
+class SystemConfig(BaseModel):
+    """One external system. Keys not listed here belong to the connector plugin, which
+    validates them with its own model (see :attr:`options`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str = ""
+    plugin: str
+    base_url: str = ""
+    inbound_secret: SecretStr | None = None
+    timeout: Timeouts = Timeouts()
+    concurrency: int = Field(default=4, gt=0)
+    rate_limit: float | None = Field(default=None, gt=0, description="requests per second")
+    retry: RetryPolicy = RetryPolicy()
+    breaker: BreakerPolicy = BreakerPolicy()
+    tls: TlsSettings = TlsSettings()
+    proxy: str = ""
+    poll_interval: float | None = Field(default=None, gt=0)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The connector's own keys (everything not a core key)."""
+        return dict(self.model_extra or {})
+
+
+class RouteConfig(_Strict):
+    from_: str = Field(alias="from")
+    event: str
+    procedure: str | None = None
+    to: list[str] = Field(min_length=1)
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    gateway: GatewaySection = GatewaySection()
+    limits: LimitsSection = LimitsSection()
+    tokens: list[TokenSection] = []
+    systems: dict[str, SystemConfig] = {}
+    routes: list[RouteConfig] = []
+    path: str = Field(default="<memory>", exclude=True)
+    base_dir: str = Field(default=".", exclude=True)
+
+    def plugin_section(self, name: str) -> dict[str, Any]:
+        """A plugin's own top-level table (for example ``[social_assistance]``)."""
+        value = (self.model_extra or {}).get(name, {})
+        return dict(value) if isinstance(value, dict) else {}
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config, relative to the directory the config file is in."""
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+
+def _resolve_secrets(value: Any, path: Path, key: str) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"$env"}:
+            name = value["$env"]
+            if name not in os.environ:
+                raise ConfigError(path, key, f"environment variable {name} is not set")
+            return os.environ[name]
+        if set(value) == {"$file"}:
+            fpath = Path(value["$file"])
+            if not fpath.is_absolute():
+                fpath = path.parent / fpath
+            try:
+                return fpath.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(path, key, f"cannot read secret file {fpath}: {exc.strerror}") from None
+        return {k: _resolve_secrets(v, path, f"{key}.{k}" if key else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_secrets(v, path, f"{key}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _first_error(exc: ValidationError, path: Path) -> ConfigError:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return ConfigError(path, key, msg)
+
+
+def config_from_dict(data: dict[str, Any], path: Path | str = "<memory>") -> Config:
+    """Validate a parsed TOML document (secrets resolved) into :class:`Config`."""
+    path = Path(path)
+    data = _resolve_secrets(data, path, "")
+    systems = data.get("systems", {})
+    if isinstance(systems, dict):
+        for name, table in systems.items():
+            if isinstance(table, dict):
+                table.setdefault("name", name)
+    try:
+        config = Config.model_validate(
+            {**data, "path": str(path), "base_dir": str(path.parent if path.suffix else ".")}
+        )
+    except ValidationError as exc:
+        raise _first_error(exc, path) from None
+    _check_references(config, path)
+    return config
+
+
+def _check_references(config: Config, path: Path) -> None:
+    for i, route in enumerate(config.routes):
+        for j, target in enumerate(route.to):
+            if target not in config.systems:
+                raise ConfigError(path, f"routes[{i}].to[{j}]", f"no system named {target!r}")
+        if route.from_ not in config.systems:
+            raise ConfigError(path, f"routes[{i}].from", f"no system named {route.from_!r}")
+    for name, system in config.systems.items():
+        total = system.timeout.connect + system.timeout.read
+        if total >= config.gateway.lease_seconds:
+            raise ConfigError(
+                path,
+                f"systems.{name}.timeout",
+                f"connect + read ({total:g}s) must be shorter than gateway.lease_seconds "
+                f"({config.gateway.lease_seconds:g}s)",
+            )
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` with one readable line."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(path, "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from None
+    return config_from_dict(data, path)

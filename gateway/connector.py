@@ -1,0 +1,132 @@
+"""The connector contract: one object per configured external system.
+
+A connector plugin registers a *factory* (usually the class itself) under a name with
+``gateway_register_connectors(register)``; the core builds one instance per ``[systems.X]``
+table whose ``plugin`` names it. Subclass :class:`Connector` and override what the system
+needs: ``parse`` for inbound bodies, ``render`` for outbound messages; ``send`` and
+``classify_response`` default to plain HTTP semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gateway.config import SystemConfig
+from gateway.model import (
+    BadRequest,
+    GatewayError,
+    Message,
+    OutboundRequest,
+    ParseResult,
+    PermanentError,
+    Receipt,
+    RetryableError,
+)
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form only; dates are ignored)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class Connector:
+    """Base class of connectors. Class attributes describe the system's wire format."""
+
+    #: content types accepted on ``POST /inbound/{system}`` (lower case, no parameters)
+    content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    #: model of the connector's own keys in ``[systems.X]``; unknown keys are refused
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, system: SystemConfig) -> None:
+        self.system = system
+        try:
+            self.options: Any = self.options_model.model_validate(system.options)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            raise ValueError(f"systems.{system.name}.{key}: {msg}") from None
+
+    @property
+    def name(self) -> str:
+        return self.system.name
+
+    # -- inbound ---------------------------------------------------------------------------
+    async def parse(self, body: bytes, content_type: str) -> ParseResult:
+        """Turn an inbound body into messages and per-item rejections.
+
+        Raise :class:`BadRequest` when the body cannot be read at all.
+        """
+        raise BadRequest(f"system {self.name!r} takes no inbound messages")
+
+    async def poll(
+        self, session: aiohttp.ClientSession, cursor: str | None
+    ) -> tuple[ParseResult, str | None]:
+        """For systems that cannot push: fetch what is new since ``cursor``."""
+        raise NotImplementedError
+
+    # -- outbound --------------------------------------------------------------------------
+    async def render(self, message: Message) -> OutboundRequest:
+        """Convert a message into this system's request. Raise PermanentError when the
+        message cannot be expressed in this format (it is dead-lettered with the reason)."""
+        raise PermanentError(f"system {self.name!r} is not a destination")
+
+    async def send(self, session: aiohttp.ClientSession, request: OutboundRequest) -> Receipt:
+        """Send one request; return a Receipt or raise Retryable/PermanentError."""
+        timeout = aiohttp.ClientTimeout(
+            sock_connect=self.system.timeout.connect,
+            sock_read=self.system.timeout.read,
+            total=self.system.timeout.connect + self.system.timeout.read,
+        )
+        try:
+            async with session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                timeout=timeout,
+                proxy=self.system.proxy or None,
+            ) as resp:
+                body = await resp.read()
+                return self.classify_response(resp.status, body, resp.headers)
+        except GatewayError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every transport failure is classified
+            raise self.classify_exception(exc) from exc
+
+    def classify_response(self, status: int, body: bytes, headers: Mapping[str, str]) -> Receipt:
+        """HTTP semantics: 2xx delivered; 408, 429, 5xx retryable; other 4xx permanent."""
+        if 200 <= status < 300:
+            return Receipt(status=status, bytes_received=len(body))
+        snippet = body[:300].decode("utf-8", "replace").strip()
+        reason = f"HTTP {status}" + (f": {snippet}" if snippet else "")
+        if status in (408, 429) or status >= 500:
+            raise RetryableError(
+                reason, status=status, retry_after=parse_retry_after(headers.get("Retry-After"))
+            )
+        raise PermanentError(reason, status=status)
+
+    def classify_exception(self, exc: BaseException) -> GatewayError:
+        """Transport failures: timeouts, resets and refused connections are retryable."""
+        if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+            return RetryableError(f"timeout: {type(exc).__name__}")
+        if isinstance(exc, aiohttp.ClientError | OSError):
+            return RetryableError(f"{type(exc).__name__}: {exc}")
+        return PermanentError(f"{type(exc).__name__}: {exc}")
+
+    async def close(self) -> None:
+        """Release what the connector holds (sessions with the remote, files)."""

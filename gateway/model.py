@@ -1,0 +1,204 @@
+"""The gateway's vocabulary: messages, outbound requests, receipts and error classes.
+
+Nothing here knows about social assistance. A *message* is one business document taken in
+from a source system (or emitted by a plugin); a *delivery* is that message on its way to one
+destination; an *attempt* is one try of a delivery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+JSONValue = Any
+"""A value that ``json.dumps`` accepts (the stored form of a message payload)."""
+
+
+def now_vn() -> datetime:
+    """The current time, aware, in Asia/Ho_Chi_Minh."""
+    return datetime.now(VN_TZ)
+
+
+def nfc(value: JSONValue) -> JSONValue:
+    """NFC-normalise every string inside a JSON value (keys included)."""
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, Mapping):
+        return {nfc(k): nfc(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [nfc(v) for v in value]
+    return value
+
+
+def canonical_json(value: JSONValue) -> bytes:
+    """Deterministic JSON bytes: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def content_hash(payload: JSONValue) -> str:
+    """SHA-256 (hex) of the canonical JSON of a payload: the dedupe fingerprint."""
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+@dataclass(slots=True)
+class Message:
+    """One business document, parsed into its canonical JSON form.
+
+    :param event: what happened, named by the emitting connector (``dossier.received``).
+    :param external_id: the source's own id of the document (MaHoSo, decision number, ...);
+        the ``ref`` of the inbound answer.
+    :param payload: the canonical parsed content; destination connectors render from it.
+    :param dossier_key: deliveries with the same key to the same destination go in order.
+    :param procedure: optional procedure code (MaTTHC) that routes may filter on.
+    :param source: the system the message came from; the core fills it in at intake.
+    :param ref: what the inbound answer calls the item (defaults to ``external_id``).
+    :param revision: 1 for the first content seen under this ``external_id`` from this
+        source, 2 for the next different content, ...; the core fills it in at intake.
+    """
+
+    event: str
+    external_id: str
+    payload: JSONValue
+    dossier_key: str = ""
+    procedure: str | None = None
+    source: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    ref: str = ""
+    revision: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.dossier_key:
+            self.dossier_key = self.external_id
+        if not self.ref:
+            self.ref = self.external_id
+
+    def normalised(self) -> Message:
+        """A copy whose text is NFC-normalised (Vietnamese arrives as NFC and NFD)."""
+        return Message(
+            event=self.event,
+            external_id=nfc(self.external_id),
+            payload=nfc(self.payload),
+            dossier_key=nfc(self.dossier_key),
+            procedure=self.procedure,
+            source=self.source,
+            headers=dict(self.headers),
+            ref=nfc(self.ref),
+            revision=self.revision,
+        )
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.payload)
+
+
+@dataclass(slots=True, frozen=True)
+class Rejection:
+    """One item of an inbound batch that was refused; the good items beside it go on."""
+
+    ref: str
+    errors: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class ParseResult:
+    """What a connector's ``parse`` returns: accepted messages and per-item rejections."""
+
+    messages: list[Message] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class OutboundRequest:
+    """An HTTP request rendered by a destination connector (the core adds Idempotency-Key)."""
+
+    method: str
+    url: str
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+
+@dataclass(slots=True)
+class Receipt:
+    """A delivery that the destination took (or already had).
+
+    :param status: the HTTP status (0 when the transport was not HTTP).
+    :param detail: a short human summary for the delivery log (masked of personal data).
+    :param follow_ups: messages the answer gives rise to (for example ``dossier.accepted``);
+        the core routes them in the same transaction that marks the delivery done.
+    """
+
+    status: int
+    detail: str = ""
+    bytes_received: int = 0
+    follow_ups: list[Message] = field(default_factory=list)
+
+
+class Outcome(StrEnum):
+    """The outcome of one attempt, as written in the delivery log."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry_scheduled"
+    DEAD = "dead"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class GatewayError(Exception):
+    """Base of the errors a connector raises to tell the engine what happened."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        follow_ups: list[Message] | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.follow_ups = follow_ups or []
+
+
+class RetryableError(GatewayError):
+    """Worth trying again later: timeouts, resets, 5xx, 408, 429 (with ``retry_after``)."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        follow_ups: list[Message] | None = None,
+    ) -> None:
+        super().__init__(reason, status=status, follow_ups=follow_ups)
+        self.retry_after = retry_after
+
+
+class PermanentError(GatewayError):
+    """Will never succeed as it is: validation errors, 4xx other than 408/429.
+
+    The delivery is dead-lettered at once with the reason; ``follow_ups`` are still routed
+    (a registry refusal goes back to the one-stop-shop as "supplement requested").
+    """
+
+
+class BadRequest(Exception):
+    """An inbound body that cannot be read at all (not JSON/XML, not the expected shape)."""

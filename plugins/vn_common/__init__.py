@@ -1,0 +1,1 @@
+"""Vietnamese codes shared by the connectors and the social-assistance domain."""
