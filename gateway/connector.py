@@ -102,14 +102,23 @@ class Connector:
                 proxy=self.system.proxy or None,
             ) as resp:
                 body = await resp.read()
-                return self.classify_response(resp.status, body, resp.headers)
+                return self.classify_response(resp.status, body, resp.headers, request)
         except GatewayError:
             raise
         except Exception as exc:  # noqa: BLE001 - every transport failure is classified
             raise self.classify_exception(exc) from exc
 
-    def classify_response(self, status: int, body: bytes, headers: Mapping[str, str]) -> Receipt:
-        """HTTP semantics: 2xx delivered; 408, 429, 5xx retryable; other 4xx permanent."""
+    def classify_response(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        request: OutboundRequest,
+    ) -> Receipt:
+        """HTTP semantics: 2xx delivered; 408, 429, 5xx retryable; other 4xx permanent.
+
+        Override to read the system's own answers; ``request.context`` carries what
+        ``render`` knew (for example the dossier and its revision)."""
         if 200 <= status < 300:
             return Receipt(status=status, bytes_received=len(body))
         snippet = body[:300].decode("utf-8", "replace").strip()

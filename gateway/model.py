@@ -124,6 +124,8 @@ class OutboundRequest:
     url: str
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    #: connector-private facts for classifying the answer (never sent)
+    context: dict[str, Any] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
