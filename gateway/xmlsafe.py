@@ -40,7 +40,8 @@ _DOCTYPE_MESSAGE = "DTD/DOCTYPE không được phép (DOCTYPE is not allowed)"
 _DOCTYPE_MARKERS = tuple(
     "<!DOCTYPE".encode(enc) for enc in ("ascii", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")
 )
-_NAMESPACE_NOISE = re.compile(r"\{[^{}]*\}")
+#: "{urn:vn:btxh:registry:1}QuyetDinh" -> "QuyetDinh"; leaves "\d{12}" and "{'nam', 'nu'}" alone
+_NAMESPACE_NOISE = re.compile(r"\{[^{}\s']*[:/][^{}\s']*\}")
 _POSITION_SUFFIX = re.compile(r",\s*line \d+, column \d+$")
 
 
