@@ -10,7 +10,9 @@ needs: ``parse`` for inbound bodies, ``render`` for outbound messages; ``send`` 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, ClassVar
 
 import aiohttp
@@ -65,6 +67,26 @@ class Connector:
     def name(self) -> str:
         return self.system.name
 
+    @cached_property
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """TLS for this system: verification on by default, an optional CA bundle and a client
+        certificate for mutual TLS. ``False`` only when ``tls.verify = false``."""
+        tls = self.system.tls
+        if not tls.verify:
+            return False
+        if not (tls.ca_bundle or tls.client_cert):
+            return True
+        ctx = ssl.create_default_context(cafile=tls.ca_bundle or None)
+        if tls.client_cert:
+            ctx.load_cert_chain(tls.client_cert, tls.client_key or None)
+        return ctx
+
+    @property
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        """Connect and read timeouts of this system (``[systems.X] timeout``)."""
+        t = self.system.timeout
+        return aiohttp.ClientTimeout(sock_connect=t.connect, sock_read=t.read, total=t.connect + t.read)
+
     # -- inbound ---------------------------------------------------------------------------
     async def parse(self, body: bytes, content_type: str) -> ParseResult:
         """Turn an inbound body into messages and per-item rejections.
@@ -87,19 +109,15 @@ class Connector:
 
     async def send(self, session: aiohttp.ClientSession, request: OutboundRequest) -> Receipt:
         """Send one request; return a Receipt or raise Retryable/PermanentError."""
-        timeout = aiohttp.ClientTimeout(
-            sock_connect=self.system.timeout.connect,
-            sock_read=self.system.timeout.read,
-            total=self.system.timeout.connect + self.system.timeout.read,
-        )
         try:
             async with session.request(
                 request.method,
                 request.url,
                 data=request.body,
                 headers=request.headers,
-                timeout=timeout,
+                timeout=self.client_timeout,
                 proxy=self.system.proxy or None,
+                ssl=self.ssl_context,
             ) as resp:
                 body = await resp.read()
                 return self.classify_response(resp.status, body, resp.headers, request)

@@ -1,0 +1,94 @@
+"""Helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
+from gateway.model import VN_TZ
+from gateway.store import Store
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=DEFAULT_CONFIG_PATH,
+        show_default=True,
+        envvar="GATEWAY_CONFIG",
+        help="The gateway's TOML configuration.",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+
+
+def run(coro: Awaitable[T]) -> T:
+    return asyncio.run(_wrap(coro))
+
+
+async def _wrap(coro: Awaitable[T]) -> T:
+    return await coro
+
+
+async def with_store(config: Config, fn: Callable[[Store], Awaitable[T]], *, migrate: bool = True) -> T:
+    """Open the configured store (migrated), run ``fn``, close it."""
+    from gateway.plugins import plugins_for
+
+    store = Store(config.gateway.database, node_id=f"{config.gateway.node_id}-cli")
+    await store.open()
+    try:
+        if migrate:
+            await store.upgrade(plugins_for(config).migration_dirs())
+        return await fn(store)
+    finally:
+        await store.close()
+
+
+def load(config_path: Path) -> Config:
+    return load_config(config_path)
+
+
+def fmt_time(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, VN_TZ).strftime("%Y-%m-%d %H:%M:%S%z")
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A plain text table (no colours: works in any terminal and in logs)."""
+    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(out)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
+def parse_when(value: str | None) -> float | None:
+    """``2020-08-03`` or ``2020-08-03T08:15`` (Asia/Ho_Chi_Minh unless an offset is given)."""
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date or time like 2020-08-03 or 2020-08-03T08:15") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=VN_TZ)
+    return dt.timestamp()

@@ -1,0 +1,206 @@
+"""Operator commands: ``deliveries list|show|retry|export``, ``dossiers show``, ``log verify``."""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gateway.cli.common import config_option, echo_json, fmt_time, json_option, load, parse_when, run, table, with_store
+from gateway.log import mask_payload, mask_text
+from gateway.store import Store
+from gateway.store.store import DeliveryFilter, LogFilter
+
+LOG_COLUMNS = [
+    "id", "at", "delivery_id", "dossier_key", "source", "destination", "route", "attempt", "outcome",
+    "http_status", "duration_ms", "bytes_sent", "bytes_received", "error_class", "error_message",
+    "next_attempt_at", "node", "actor",
+]
+
+
+@click.group("deliveries", help="Deliveries: list, inspect, retry dead letters, export the log.")
+def deliveries() -> None:
+    pass
+
+
+@deliveries.command("list", help="Latest deliveries, newest first.")
+@click.option("--status", type=click.Choice(["pending", "in_flight", "delivered", "dead"]))
+@click.option("--destination", help="Destination system name.")
+@click.option("--dossier", help="Dossier key (MaHoSo).")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--before", "before_id", type=int, help="Show deliveries with an id below this (paging).")
+@json_option
+@config_option
+def deliveries_list(
+    status: str | None, destination: str | None, dossier: str | None, limit: int,
+    before_id: int | None, as_json: bool, config_path: Path,
+) -> None:
+    config = load(config_path)
+    flt = DeliveryFilter(status=status, destination=destination, dossier=dossier)
+    rows = run(with_store(config, lambda s: s.list_deliveries(flt, limit=limit, before_id=before_id)))
+    for r in rows:
+        r.pop("payload", None)
+        r["last_error"] = mask_text(r["last_error"]) if r.get("last_error") else None
+    if as_json:
+        echo_json(rows)
+        return
+    view = [
+        {**r, "next_attempt_at": fmt_time(r["next_attempt_at"]) if r["status"] == "pending" else "",
+         "last_error": (r["last_error"] or "")[:60]}
+        for r in rows
+    ]
+    click.echo(table(view, ["id", "status", "destination", "dossier_key", "event", "attempts",
+                            "last_status", "next_attempt_at", "last_error"]))
+    if len(rows) == limit:
+        click.echo(f"(more: --before {rows[-1]['id']})", err=True)
+
+
+@deliveries.command("show", help="One delivery with every attempt.")
+@click.argument("delivery_id", type=int)
+@json_option
+@config_option
+def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
+    config = load(config_path)
+
+    async def fetch(store: Store) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        return await store.get_delivery(delivery_id), await store.list_log(
+            LogFilter(delivery_id=delivery_id), limit=1000
+        )
+
+    delivery, attempts = run(with_store(config, fetch))
+    if delivery is None:
+        raise click.ClickException(f"no delivery with id {delivery_id}")
+    import json
+
+    delivery["payload"] = mask_payload(json.loads(delivery["payload"]))
+    attempts.reverse()
+    if as_json:
+        echo_json({"delivery": delivery, "attempts": attempts})
+        return
+    for key in ("id", "status", "destination", "route", "dossier_key", "source", "event", "ref",
+                "attempts", "idempotency_key", "last_status", "last_error"):
+        click.echo(f"{key:>16}: {delivery.get(key) if delivery.get(key) is not None else ''}")
+    for key in ("created_at", "next_attempt_at", "deadline_at", "delivered_at"):
+        click.echo(f"{key:>16}: {fmt_time(delivery.get(key))}")
+    click.echo()
+    click.echo(table([{**a, "at": fmt_time(a["at"]), "next_attempt_at": fmt_time(a["next_attempt_at"])}
+                      for a in attempts],
+                     ["attempt", "at", "outcome", "http_status", "duration_ms", "error_message", "next_attempt_at"]))
+
+
+@deliveries.command("retry", help="Put dead deliveries back in the queue (logged, with who did it).")
+@click.argument("ids", type=int, nargs=-1)
+@click.option("--all-dead", is_flag=True, help="Retry every dead delivery.")
+@click.option("--actor", default=None, help="Who is retrying (default: the OS user).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+def deliveries_retry(ids: tuple[int, ...], all_dead: bool, actor: str | None, yes: bool, config_path: Path) -> None:
+    if not ids and not all_dead:
+        raise click.UsageError("name delivery ids, or --all-dead")
+    if ids and all_dead:
+        raise click.UsageError("give ids or --all-dead, not both")
+    config = load(config_path)
+    who = f"cli:{actor or getpass.getuser()}"
+    if all_dead and not yes:
+        click.confirm("Retry every dead delivery?", abort=True)
+    retried = run(with_store(config, lambda s: s.retry_dead(None if all_dead else list(ids), who)))
+    missing = sorted(set(ids) - set(retried))
+    click.echo(f"queued again: {len(retried)} ({', '.join(map(str, retried)) or 'none'})")
+    if missing:
+        click.echo(f"not dead (or unknown), left alone: {', '.join(map(str, missing))}", err=True)
+
+
+@deliveries.command("export", help="Export the delivery log as CSV (personal data masked).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
+@click.option("--system", help="Source or destination system.")
+@click.option("--outcome", type=click.Choice(["delivered", "retry_scheduled", "dead", "replayed"]))
+@click.option("--dossier", help="Dossier key (MaHoSo).")
+@click.option("--since", help="From this date/time (Asia/Ho_Chi_Minh), e.g. 2020-08-01.")
+@click.option("--until", help="Before this date/time.")
+@config_option
+def deliveries_export(
+    out_path: Path | None, system: str | None, outcome: str | None, dossier: str | None,
+    since: str | None, until: str | None, config_path: Path,
+) -> None:
+    config = load(config_path)
+    flt = LogFilter(system=system, outcome=outcome, dossier=dossier, since=parse_when(since), until=parse_when(until))
+
+    async def export(store: Store) -> int:
+        total = await store.count_log(flt)
+        handle = out_path.open("w", newline="", encoding="utf-8") if out_path else sys.stdout
+        written = 0
+        try:
+            writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
+                async for batch in store.iter_log(flt):
+                    for row in batch:
+                        row["at"] = fmt_time(row["at"])
+                        row["next_attempt_at"] = fmt_time(row["next_attempt_at"])
+                        if row.get("error_message"):
+                            row["error_message"] = mask_text(row["error_message"])
+                        writer.writerow(row)
+                    written += len(batch)
+                    bar.update(len(batch))
+        finally:
+            if out_path:
+                handle.close()
+        return written
+
+    count = run(with_store(config, export))
+    click.echo(f"exported {count} attempts" + (f" to {out_path}" if out_path else ""), err=True)
+
+
+@click.group("dossiers", help="Dossiers across the three systems.")
+def dossiers() -> None:
+    pass
+
+
+@dossiers.command("show", help="The timeline of one dossier: every message and attempt.")
+@click.argument("mahoso")
+@json_option
+@config_option
+def dossiers_show(mahoso: str, as_json: bool, config_path: Path) -> None:
+    config = load(config_path)
+    timeline = run(with_store(config, lambda s: s.dossier_timeline(mahoso)))
+    if not timeline["messages"] and not timeline["deliveries"]:
+        raise click.ClickException(f"no dossier {mahoso!r} is known to the gateway")
+    if as_json:
+        echo_json(timeline)
+        return
+    events: list[tuple[float, str]] = []
+    for m in timeline["messages"]:
+        events.append((m["received_at"], f"received  {m['event']} from {m['source']} (revision {m['revision']})"))
+    for a in timeline["attempts"]:
+        err = f" — {a['error_message']}" if a["error_message"] else ""
+        status = f" HTTP {a['http_status']}" if a["http_status"] else ""
+        events.append((a["at"], f"attempt   #{a['attempt']} → {a['destination']}: {a['outcome']}{status}{err}"))
+    for at, text in sorted(events, key=lambda e: e[0]):
+        click.echo(f"{fmt_time(at)}  {mask_text(text)}")
+    states = ", ".join(f"{d['destination']}: {d['status']}" for d in timeline["deliveries"])
+    click.echo(f"\ndeliveries now: {states or 'none'}")
+
+
+@click.group("log", help="The delivery log.")
+def log_group() -> None:
+    pass
+
+
+@log_group.command("verify", help="Check the hash chain of the delivery log (detects edits and deletions).")
+@config_option
+def log_verify(config_path: Path) -> None:
+    config = load(config_path)
+    checked, problems = run(with_store(config, lambda s: s.verify_log()))
+    for p in problems[:50]:
+        click.echo(f"BROKEN {p}")
+    if problems:
+        click.echo(f"{len(problems)} problems in {checked} rows", err=True)
+        raise click.exceptions.Exit(1)
+    click.echo(f"ok: {checked} rows, chain intact")
+
+
+COMMANDS = [deliveries, dossiers, log_group]

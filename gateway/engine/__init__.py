@@ -1,0 +1,1 @@
+"""The delivery engine: intake (group commit), workers (claim/lease, retry, order), breaker."""

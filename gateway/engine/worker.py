@@ -1,0 +1,355 @@
+"""Delivery workers: claim due deliveries per destination, send, classify, record.
+
+Each destination is a *lane* with its own concurrency limit, rate limit, timeouts and
+circuit breaker (bulkheads): a slow or dead commune link only ever occupies its own lane's
+slots. Attempt results are group-committed (log row + delivery update + follow-ups in one
+transaction), after which the lanes concerned are woken, so the next delivery of the same
+dossier goes out as soon as its predecessor is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from gateway.config import Config, SystemConfig
+from gateway.connector import Connector
+from gateway.engine.batcher import GroupCommitter
+from gateway.engine.breaker import BreakerState, CircuitBreaker
+from gateway.engine.intake import Intake
+from gateway.engine.retry import RetrySchedule
+from gateway.log import get_logger, mask_text
+from gateway.metrics import BREAKER_VALUES, Metrics
+from gateway.model import GatewayError, Outcome, PermanentError, Receipt, RetryableError
+from gateway.plugins import Plugins
+from gateway.store.store import AttemptRecord, ClaimedDelivery, Store
+
+log = get_logger("gateway.worker")
+
+SWEEP_SECONDS = 5.0
+RECLAIM_SECONDS = 10.0
+
+
+@dataclass(slots=True)
+class Lane:
+    """One destination's bulkhead."""
+
+    name: str
+    system: SystemConfig
+    connector: Connector
+    breaker: CircuitBreaker
+    schedule: RetrySchedule
+    in_flight: int = 0
+    wake_at: float = 0.0
+    last_start: float = 0.0
+    last_error: str | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def free(self) -> int:
+        return max(0, self.system.concurrency - self.in_flight)
+
+    async def pace(self) -> None:
+        """Honour the optional rate limit (requests per second)."""
+        rate = self.system.rate_limit
+        if not rate:
+            return
+        gap = 1.0 / rate
+        now = time.monotonic()
+        start = max(now, self.last_start + gap)
+        self.last_start = start
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class DeliveryEngine:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        plugins: Plugins,
+        connectors: dict[str, Connector],
+        intake: Intake,
+        metrics: Metrics,
+        session: aiohttp.ClientSession,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.plugins = plugins
+        self.intake = intake
+        self.metrics = metrics
+        self.session = session
+        self.lanes = {
+            name: Lane(
+                name=name,
+                system=system,
+                connector=connectors[name],
+                breaker=CircuitBreaker(system.breaker),
+                schedule=RetrySchedule(system.retry),
+            )
+            for name, system in config.systems.items()
+        }
+        self.results: GroupCommitter[AttemptRecord, None] = GroupCommitter(
+            self._commit_results, max_batch=1000, name="result-commit"
+        )
+        self.queue_depth = 0
+        self.draining = False
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        released = await self.store.release_leases()
+        if released:
+            log.info("leases_released_at_start", count=released, node=self.store.node_id)
+        for name, (state, failures, opened_at) in (await self.store.load_breakers()).items():
+            if name in self.lanes:
+                self.lanes[name].breaker.restore(state, failures, opened_at)
+        self.queue_depth = await self.store.queue_depth()
+        self.metrics.queue_depth.set(self.queue_depth)
+        for lane in self.lanes.values():
+            self.metrics.breaker.labels(lane.name).set(BREAKER_VALUES[lane.breaker.state.value])
+        self.intake.committer.start()
+        self.results.start()
+        self._tasks = [
+            asyncio.create_task(self._dispatch_loop(), name="dispatcher"),
+            asyncio.create_task(self._housekeeping_loop(), name="housekeeping"),
+        ]
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming, let in-flight attempts finish within ``grace`` seconds, record
+        them, cancel the rest and give their leases back."""
+        grace = self.config.gateway.shutdown_grace if grace is None else grace
+        self.draining = True
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        attempts = [t for lane in self.lanes.values() for t in lane.tasks]
+        if attempts:
+            _, still = await asyncio.wait(attempts, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+                log.warning("attempts_cancelled_at_shutdown", count=len(still))
+        await self.results.stop()
+        await self.intake.committer.stop()
+        await self.store.release_leases()
+        for lane in self.lanes.values():
+            try:
+                await lane.connector.close()
+            except Exception as exc:  # noqa: BLE001 - shutting down regardless
+                log.warning("connector_close_failed", system=lane.name, error=repr(exc))
+
+    def wake(self, destinations: Iterable[str] | None = None) -> None:
+        """Tell the dispatcher there may be new work for these destinations (None: all)."""
+        names = self.lanes.keys() if destinations is None else destinations
+        for name in names:
+            lane = self.lanes.get(name)
+            if lane is not None:
+                lane.wake_at = 0.0
+        self._wake.set()
+
+    def accepted(self, count: int) -> None:
+        self.queue_depth += count
+        self.metrics.queue_depth.set(self.queue_depth)
+
+    # -- dispatching -----------------------------------------------------------------------------
+    async def _dispatch_loop(self) -> None:
+        poll = self.config.gateway.poll_interval
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+            self._wake.clear()
+            now = time.time()
+            for lane in self.lanes.values():
+                if lane.wake_at > now or lane.free == 0:
+                    continue
+                wanted = lane.breaker.capacity(lane.free, now)
+                if wanted == 0:
+                    lane.wake_at = now + max(lane.breaker.retry_in(now), poll)
+                    continue
+                try:
+                    claimed = await self.store.claim(lane.name, wanted, self.config.gateway.lease_seconds, now)
+                except Exception as exc:  # noqa: BLE001 - the store may be briefly unavailable
+                    log.warning("claim_failed", destination=lane.name, error=mask_text(str(exc)))
+                    lane.wake_at = now + poll
+                    continue
+                if len(claimed) < wanted:
+                    lane.wake_at = now + SWEEP_SECONDS  # nothing more due; woken by events
+                lane.breaker.started(len(claimed))
+                for delivery in claimed:
+                    self._start_attempt(lane, delivery)
+
+    def _start_attempt(self, lane: Lane, delivery: ClaimedDelivery) -> None:
+        lane.in_flight += 1
+        self.metrics.in_flight.labels(lane.name).set(lane.in_flight)
+        task = asyncio.create_task(self._attempt(lane, delivery), name=f"attempt-{delivery.id}")
+        lane.tasks.add(task)
+        task.add_done_callback(lane.tasks.discard)
+
+    async def _attempt(self, lane: Lane, delivery: ClaimedDelivery) -> None:
+        started = time.time()
+        t0 = time.perf_counter()
+        record: AttemptRecord
+        bytes_sent = 0
+        try:
+            message = delivery.message()
+            request = await lane.connector.render(message)
+            request.headers["Idempotency-Key"] = delivery.idempotency_key
+            bytes_sent = request.size
+            await lane.pace()
+            receipt = await lane.connector.send(self.session, request)
+            record = self._delivered(lane, delivery, receipt, started, t0, bytes_sent)
+        except asyncio.CancelledError:
+            lane.in_flight -= 1
+            raise
+        except GatewayError as exc:
+            record = self._failed(lane, delivery, exc, started, t0, bytes_sent)
+        except Exception as exc:  # noqa: BLE001 - a plugin that raises is contained
+            log.error("connector_raised", destination=lane.name, delivery=delivery.id,
+                      error=mask_text(repr(exc)))
+            err = PermanentError(f"plugin error in connector {lane.system.plugin!r}: {type(exc).__name__}: {exc}")
+            record = self._failed(lane, delivery, err, started, t0, bytes_sent)
+        lane.in_flight -= 1
+        self.metrics.in_flight.labels(lane.name).set(lane.in_flight)
+        self._wake.set()  # a slot is free
+        try:
+            await self.results.submit([record])
+        except Exception as exc:  # noqa: BLE001 - the lease expires and the delivery is retried
+            log.error("result_commit_failed", delivery=delivery.id, error=mask_text(str(exc)))
+
+    def _delivered(
+        self, lane: Lane, d: ClaimedDelivery, receipt: Receipt, started: float, t0: float, sent: int
+    ) -> AttemptRecord:
+        if lane.breaker.success():
+            self._breaker_changed(lane)
+        return AttemptRecord(
+            delivery=d,
+            outcome=Outcome.DELIVERED,
+            started_at=started,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            http_status=receipt.status or None,
+            bytes_sent=sent,
+            bytes_received=receipt.bytes_received,
+            error_message=mask_text(receipt.detail) if receipt.detail else None,
+            follow_ups=[self._follow_up(lane, d, m) for m in receipt.follow_ups],
+        )
+
+    def _failed(
+        self, lane: Lane, d: ClaimedDelivery, exc: GatewayError, started: float, t0: float, sent: int
+    ) -> AttemptRecord:
+        now = time.time()
+        attempt = d.attempts + 1
+        reason = mask_text(exc.reason)[:2000]
+        next_at: float | None = None
+        if isinstance(exc, RetryableError):
+            if lane.breaker.failure(now):
+                self._breaker_changed(lane)
+            next_at = lane.schedule.next_attempt_at(attempt, now, d.deadline_at, exc.retry_after)
+            if next_at is None:
+                reason = f"deadline passed after {attempt} attempts; last error: {reason}"
+        elif lane.breaker.success():  # the system answered: the link is healthy
+            self._breaker_changed(lane)
+        outcome = Outcome.RETRY if next_at is not None else Outcome.DEAD
+        lane.last_error = reason
+        return AttemptRecord(
+            delivery=d,
+            outcome=outcome,
+            started_at=started,
+            duration_ms=(time.perf_counter() - t0) * 1000,
+            http_status=exc.status,
+            bytes_sent=sent,
+            error_class=type(exc).__name__,
+            error_message=reason,
+            next_attempt_at=next_at,
+            follow_ups=[self._follow_up(lane, d, m) for m in exc.follow_ups],
+        )
+
+    def _follow_up(self, lane: Lane, d: ClaimedDelivery, message: Any) -> Any:
+        msg = message.normalised()
+        msg.source = lane.name
+        return self.intake.item_for(msg, parent_delivery_id=d.id)
+
+    def _breaker_changed(self, lane: Lane) -> None:
+        b = lane.breaker
+        self.metrics.breaker.labels(lane.name).set(BREAKER_VALUES[b.state.value])
+        if b.state is BreakerState.OPEN:
+            log.warning("breaker_opened", destination=lane.name, failures=b.failures)
+        else:
+            log.info("breaker_state", destination=lane.name, state=b.state.value)
+        task = asyncio.create_task(
+            self.store.save_breaker(lane.name, b.state.value, b.failures, b.opened_at)
+        )
+        self._background(task)
+
+    def _background(self, task: asyncio.Task[Any]) -> None:
+        def done(t: asyncio.Task[Any]) -> None:
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("background_task_failed", error=repr(t.exception()))
+
+        task.add_done_callback(done)
+
+    # -- recording -------------------------------------------------------------------------------
+    async def _commit_results(self, records: list[AttemptRecord]) -> list[None]:
+        follow_results = await self.store.record(records)
+        touched: set[str] = set()
+        finished = 0
+        for r in records:
+            dest = r.delivery.destination
+            touched.add(dest)
+            self.metrics.deliveries.labels(dest, r.outcome.value).inc()
+            self.metrics.attempt_seconds.labels(dest).observe(r.duration_ms / 1000)
+            if r.outcome is Outcome.DEAD:
+                self.metrics.dead.labels(dest).inc()
+            if r.outcome is not Outcome.RETRY:
+                finished += 1
+            elif r.next_attempt_at is not None:
+                lane = self.lanes.get(dest)
+                if lane is not None and (lane.wake_at == 0 or r.next_attempt_at < lane.wake_at):
+                    lane.wake_at = r.next_attempt_at
+            for f in r.follow_ups:
+                touched.update(dest for _, dest in f.routes)
+        new_follow = sum(res.deliveries for res in follow_results)
+        self.accepted(new_follow - finished)
+        self.wake(touched)
+        if self.plugins.has_outcome_observers:
+            self._background(asyncio.create_task(self._observe(records)))
+        return [None] * len(records)
+
+    async def _observe(self, records: list[AttemptRecord]) -> None:
+        for r in records:
+            try:
+                await self.plugins.delivery_outcome(
+                    r.delivery.id, r.delivery.destination, r.delivery.dossier_key,
+                    r.outcome.value, r.error_message if r.outcome is not Outcome.DELIVERED else None,
+                )
+            except Exception as exc:  # noqa: BLE001 - observers never affect delivery
+                log.warning("outcome_observer_failed", error=mask_text(repr(exc)))
+
+    # -- housekeeping ----------------------------------------------------------------------------
+    async def _housekeeping_loop(self) -> None:
+        last_reclaim = time.monotonic()
+        while not self._stopping:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                if time.monotonic() - last_reclaim >= RECLAIM_SECONDS:
+                    last_reclaim = time.monotonic()
+                    if await self.store.reclaim_expired():
+                        self.wake()
+                self.queue_depth = await self.store.queue_depth()
+                self.metrics.queue_depth.set(self.queue_depth)
+            except Exception as exc:  # noqa: BLE001 - retried at the next sweep
+                log.warning("housekeeping_failed", error=mask_text(str(exc)))
+

@@ -1,0 +1,96 @@
+"""Structured logs (structlog, JSON by default) with personal data masked.
+
+Citizens' ID numbers (12 digits) become ``********1234`` and known name fields become
+initials, in every log line, error message and export the gateway writes. The field names
+are those of the wire formats (FORMATS.md); plugins may add more with
+:func:`add_personal_fields`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import unicodedata
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+_ID_RE = re.compile(r"(?<!\d)(\d{8})(\d{4})(?!\d)")
+NAME_FIELDS: set[str] = {"ChuHoSo", "TenNguoiNop", "hoTen", "HoTen", "TenDoiTuong"}
+ID_FIELDS: set[str] = {"SoDinhDanh", "MaDoiTuong", "soDinhDanh", "CCCD"}
+
+
+def add_personal_fields(names: set[str] | None = None, ids: set[str] | None = None) -> None:
+    NAME_FIELDS.update(names or set())
+    ID_FIELDS.update(ids or set())
+
+
+def mask_id(value: str) -> str:
+    """``006135001234`` -> ``********1234``."""
+    return "*" * max(len(value) - 4, 0) + value[-4:]
+
+
+def mask_name(value: str) -> str:
+    """``Hoàng Thị Lan`` -> ``H. T. L.``"""
+    parts = unicodedata.normalize("NFC", value).split()
+    return " ".join(f"{p[0]}." for p in parts if p)
+
+
+def mask_text(text: str) -> str:
+    """Mask every 12-digit run (a CCCD) in free text."""
+    return _ID_RE.sub(lambda m: "*" * 8 + m.group(2), text)
+
+
+def mask_value(key: str, value: Any) -> Any:
+    if isinstance(value, str):
+        if key in NAME_FIELDS:
+            return mask_name(value)
+        if key in ID_FIELDS:
+            return mask_id(value)
+        return mask_text(value)
+    return mask_payload(value)
+
+
+def mask_payload(value: Any) -> Any:
+    """A copy of a JSON value with personal data masked (for previews and logs)."""
+    if isinstance(value, Mapping):
+        return {k: mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_payload(v) for v in value]
+    if isinstance(value, str):
+        return mask_text(value)
+    return value
+
+
+def _mask_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(event_dict.items()):
+        event_dict[key] = mask_value(key, value)
+    return event_dict
+
+
+def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
+    """Configure structlog (idempotent). ``fmt`` is ``json`` or ``console``."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=False),
+            structlog.processors.format_exc_info,
+            _mask_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str = "gateway") -> Any:
+    return structlog.get_logger(name)

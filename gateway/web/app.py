@@ -1,0 +1,181 @@
+"""``create_app(config)``: the gateway as an aiohttp application.
+
+Everything with a lifetime (store, HTTP client session, connectors, the delivery engine,
+pollers and scheduled jobs) is started and stopped in ``cleanup_ctx``, in that order, so a
+test, ``gateway run`` and ``gateway demo`` all run the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from gateway.config import Config
+from gateway.connector import Connector
+from gateway.engine.intake import Intake
+from gateway.engine.worker import DeliveryEngine
+from gateway.hookspecs import JobContext
+from gateway.log import get_logger, mask_text
+from gateway.metrics import Metrics
+from gateway.plugins import PluginError, Plugins, plugins_for
+from gateway.routing import RouteTable
+from gateway.store import Store, StoreUnavailable
+from gateway.web import health, inbound
+from gateway.web.errors import error_middleware
+from gateway.web.keys import CONFIG, CONNECTORS, ENGINE, INTAKE, METRICS, PLUGINS, SESSION, STORE, need
+
+log = get_logger("gateway.app")
+
+
+def build_connectors(config: Config, plugins: Plugins) -> dict[str, Connector]:
+    """One connector per configured system; a missing plugin stops start-up with its reason."""
+    connectors: dict[str, Connector] = {}
+    for name, system in config.systems.items():
+        try:
+            connectors[name] = plugins.build_connector(system)
+        except PluginError as exc:
+            raise PluginError(f"{config.path}: systems.{name}.plugin: {exc}") from None
+    return connectors
+
+
+def create_app(config: Config, *, plugins: Plugins | None = None) -> web.Application:
+    """Build the gateway application (nothing starts until the app runs)."""
+    plugins = plugins or plugins_for(config)
+    app = web.Application(
+        client_max_size=config.limits.max_body_bytes,
+        middlewares=[error_middleware],
+    )
+    app[CONFIG] = config
+    app[PLUGINS] = plugins
+    app[METRICS] = Metrics()
+    app[CONNECTORS] = build_connectors(config, plugins)
+    app.router.add_post("/inbound/{system}", inbound.inbound)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics)
+    plugins.add_web_routes(app)
+    app.cleanup_ctx.extend([_store_ctx, _session_ctx, _engine_ctx, _pollers_ctx, _jobs_ctx])
+    app.on_shutdown.append(_drain)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = need(app, CONFIG)
+    store = Store(config.gateway.database, node_id=config.gateway.node_id, base_dir=None)
+    await store.open()
+    try:
+        await store.upgrade(need(app, PLUGINS).migration_dirs())
+        app[STORE] = store
+        yield
+    finally:
+        await store.close()
+
+
+async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = need(app, CONFIG)
+    limit = sum(s.concurrency for s in config.systems.values()) + 10
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
+    )
+    app[SESSION] = session
+    try:
+        yield
+    finally:
+        await session.close()
+
+
+async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    config, store, plugins = need(app, CONFIG), need(app, STORE), need(app, PLUGINS)
+    intake = Intake(config, store, plugins, RouteTable(config.routes))
+    engine = DeliveryEngine(
+        config, store, plugins, need(app, CONNECTORS), intake, need(app, METRICS), need(app, SESSION)
+    )
+    app[INTAKE] = intake
+    app[ENGINE] = engine
+    await engine.start()
+    await plugins.startup(app)
+    log.info("gateway_started", node=config.gateway.node_id, systems=sorted(config.systems))
+    try:
+        yield
+    finally:
+        await engine.stop()
+        log.info("gateway_stopped", node=config.gateway.node_id)
+
+
+async def _drain(app: web.Application) -> None:
+    """SIGTERM: intake answers 503 at once; in-flight attempts finish in cleanup."""
+    engine = app.get(ENGINE)
+    if engine is not None:
+        engine.draining = True
+
+
+async def _run_every(name: str, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        try:
+            await fn()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing job runs again next interval
+            log.error("job_failed", job=name, error=mask_text(repr(exc)))
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def _tasks(tasks: list[asyncio.Task[None]]) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _pollers_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = need(app, CONFIG)
+    tasks = [
+        asyncio.create_task(_run_every(f"poll:{name}", system.poll_interval, _poller(app, name)))
+        for name, system in config.systems.items()
+        if system.poll_interval
+    ]
+    async with _tasks(tasks):
+        yield
+
+
+def _poller(app: web.Application, system: str) -> Callable[[], Awaitable[None]]:
+    async def poll_once() -> None:
+        store, intake, engine = need(app, STORE), need(app, INTAKE), need(app, ENGINE)
+        connector = need(app, CONNECTORS)[system]
+        cursor = await store.get_cursor(system)
+        parsed, new_cursor = await connector.poll(need(app, SESSION), cursor)
+        items, rejected = await intake.prepare(system, parsed)
+        try:
+            answer = await intake.commit(items, rejected)
+        except StoreUnavailable as exc:
+            log.warning("poll_store_unavailable", system=system, error=str(exc))
+            return
+        for r in answer.rejected:
+            log.warning("poll_item_rejected", system=system, ref=r["ref"], errors=r["errors"])
+        engine.accepted(answer.new_deliveries)
+        engine.wake(answer.destinations)
+        if new_cursor != cursor:
+            await store.set_cursor(system, new_cursor)
+
+    return poll_once
+
+
+async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    config, plugins = need(app, CONFIG), need(app, PLUGINS)
+    tasks = []
+    for name, (interval, job) in plugins.jobs(config).items():
+        run = functools.partial(job, JobContext(name, app))
+        tasks.append(asyncio.create_task(_run_every(name, interval, run), name=f"job:{name}"))
+    async with _tasks(tasks):
+        yield
