@@ -1,0 +1,167 @@
+"""The connector for the social-assistance registry (system ``registry``, FORMATS.md §2)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from gateway.connector import Connector
+from gateway.model import (
+    BadRequest,
+    Message,
+    OutboundRequest,
+    ParseResult,
+    PermanentError,
+    Receipt,
+)
+from gateway.xmlsafe import XmlError, parse_xml
+
+from .decisions import read_decisions
+from .render import KIND_DOSSIER, KIND_SUSPENSION, render_message
+from .wire import q
+
+EVENT_ACCEPTED = "dossier.accepted"
+EVENT_REFUSED = "dossier.refused"
+
+#: answers are small; a larger one is not read as XML
+_MAX_ANSWER_BYTES = 1_048_576
+
+
+def _answer(body: bytes) -> tuple[str, dict[str, str], str] | str:
+    """The registry's answer as ``(element name, attributes, text)``, or why it is unreadable."""
+    try:
+        root = parse_xml(body, max_bytes=_MAX_ANSWER_BYTES, max_depth=8)
+    except XmlError as exc:
+        return str(exc)
+    for name in ("BienNhan", "Loi", "TiepNhan"):
+        if root.tag == q(name):
+            attributes = {str(k): str(v) for k, v in root.attrib.items()}
+            return name, attributes, (root.text or "").strip()
+    return f"unexpected answer element {root.tag}"
+
+
+def _loi(body: bytes) -> tuple[str, str]:
+    """``(ma, reason)`` of a ``<Loi>`` answer; a readable stand-in when there is none."""
+    answer = _answer(body)
+    if isinstance(answer, tuple) and answer[0] == "Loi":
+        return answer[1].get("ma", ""), answer[2]
+    snippet = body[:200].decode("utf-8", "replace").strip()
+    return "", f"(câu trả lời không đọc được / unreadable answer: {snippet or 'empty body'})"
+
+
+class RegistryConnector(Connector):
+    """Sends applications and suspension candidates to the registry; reads its decisions."""
+
+    content_types: ClassVar[tuple[str, ...]] = ("application/xml", "text/xml")
+
+    # -- inbound: decisions (§2.2) ----------------------------------------------------------
+    async def parse(self, body: bytes, content_type: str) -> ParseResult:
+        try:
+            root = parse_xml(body)
+        except XmlError as exc:
+            raise BadRequest(f"XML bị từ chối (XML refused): {exc}") from None
+        return read_decisions(root)
+
+    # -- outbound: applications (§2.1), suspension candidates (§2.3) ------------------------
+    async def render(self, message: Message) -> OutboundRequest:
+        return render_message(message, self.system.base_url)
+
+    def classify_response(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        request: OutboundRequest,
+    ) -> Receipt:
+        kind = request.context.get("kind")
+        if kind == KIND_DOSSIER:
+            return self._classify_dossier(status, body, headers, request)
+        if kind == KIND_SUSPENSION:
+            return self._classify_suspension(status, body, headers, request)
+        return super().classify_response(status, body, headers, request)
+
+    def _classify_dossier(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        request: OutboundRequest,
+    ) -> Receipt:
+        ma_ho_so = str(request.context.get("maHoSo", ""))
+        revision: Any = request.context.get("lanCapNhat", 1)
+        if 200 <= status < 300:
+            answer = _answer(body)
+            if isinstance(answer, tuple) and answer[0] == "BienNhan":
+                detail = f"BienNhan {answer[1].get('soBienNhan', '?')}"
+            else:
+                reason = answer if isinstance(answer, str) else f"{answer[0]} instead of BienNhan"
+                detail = f"accepted (HTTP {status}) but the answer is unreadable: {reason}"
+            return self._accepted(status, detail, body, ma_ho_so, revision)
+        if status == 409:
+            detail = f"the registry already has revision {revision} (409)"
+            return self._accepted(status, detail, body, ma_ho_so, revision)
+        if status == 400:
+            _, reason = _loi(body)
+            raise PermanentError(
+                f"registry refused the document as invalid (gateway bug): {reason}", status=400
+            )
+        if status == 422:
+            ma, reason = _loi(body)
+            refused = Message(
+                event=EVENT_REFUSED,
+                external_id=ma_ho_so,
+                dossier_key=ma_ho_so,
+                payload={"MaHoSo": ma_ho_so, "lanCapNhat": revision, "ma": ma, "lyDo": reason},
+            )
+            raise PermanentError(
+                f"registry refused the dossier ({ma or 'no code'}): {reason}",
+                status=422,
+                follow_ups=[refused],
+            )
+        return super().classify_response(status, body, headers, request)
+
+    @staticmethod
+    def _accepted(status: int, detail: str, body: bytes, ma_ho_so: str, revision: Any) -> Receipt:
+        accepted = Message(
+            event=EVENT_ACCEPTED,
+            external_id=ma_ho_so,
+            dossier_key=ma_ho_so,
+            payload={"MaHoSo": ma_ho_so, "lanCapNhat": revision},
+        )
+        return Receipt(
+            status=status, detail=detail, bytes_received=len(body), follow_ups=[accepted]
+        )
+
+    def _classify_suspension(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        request: OutboundRequest,
+    ) -> Receipt:
+        ky, ma_xa = request.context.get("ky"), request.context.get("maXa")
+        if 200 <= status < 300:
+            answer = _answer(body)
+            if isinstance(answer, tuple) and answer[0] == "TiepNhan":
+                detail = f"TiepNhan ky={ky} maXa={ma_xa} soDong={answer[1].get('soDong', '?')}"
+            else:
+                reason = answer if isinstance(answer, str) else f"{answer[0]} instead of TiepNhan"
+                detail = f"received (HTTP {status}) but the answer is unreadable: {reason}"
+            return Receipt(status=status, detail=detail, bytes_received=len(body))
+        if status == 409:
+            return Receipt(
+                status=status,
+                detail=f"the registry already has the list for ky={ky} maXa={ma_xa} (409)",
+                bytes_received=len(body),
+            )
+        if status == 400:
+            _, reason = _loi(body)
+            raise PermanentError(
+                f"registry refused the document as invalid (gateway bug): {reason}", status=400
+            )
+        if status == 422:
+            ma, reason = _loi(body)
+            raise PermanentError(
+                f"registry refused the suspension list ({ma or 'no code'}): {reason}", status=422
+            )
+        return super().classify_response(status, body, headers, request)
