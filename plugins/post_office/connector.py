@@ -1,0 +1,121 @@
+"""Connector for the post office, the payer (FORMATS.md §3).
+
+Outbound: ``payment.list`` messages become ``DanhSachChiTra`` documents posted to
+``{base_url}/danh-sach-chi-tra`` (the core adds ``Idempotency-Key``). Inbound: the payer
+pushes ``KetQuaChiTra`` to ``/inbound/post_office``; each result line becomes a
+``payment.results`` message (see :mod:`plugins.post_office.results`).
+
+Answers of the payer to a list:
+
+* ``200 <TiepNhan soDong="N"/>`` delivered;
+* ``409`` this ``lanGui`` was already received: delivered (it is there already);
+* ``400 <Loi ma="xsd">`` the payer found the document invalid: a gateway bug, permanent;
+* ``422 <Loi ma="...">`` a business refusal (totals included): permanent, with the reason;
+* anything else as the base class: 5xx, 408, 429 retry; other 4xx permanent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from lxml import etree
+
+from gateway.connector import Connector
+from gateway.model import Message, OutboundRequest, ParseResult, PermanentError, Receipt
+from gateway.xmlsafe import XmlError, parse_xml
+from plugins.post_office.payment_list import render_payment_list
+from plugins.post_office.results import parse_results
+from plugins.post_office.wire import TIEP_NHAN, mask_digits, read_loi
+
+EVENT_PAYMENT_LIST = "payment.list"
+PATH = "/danh-sach-chi-tra"
+_MAX_ANSWER_BYTES = 1_048_576
+
+
+class PostOfficeConnector(Connector):
+    """The payer: sends monthly payment lists, takes payment results."""
+
+    content_types: ClassVar[tuple[str, ...]] = ("application/xml", "text/xml")
+
+    async def parse(self, body: bytes, content_type: str) -> ParseResult:
+        return parse_results(body)
+
+    async def render(self, message: Message) -> OutboundRequest:
+        if message.event != EVENT_PAYMENT_LIST:
+            raise PermanentError(
+                f"bưu điện không nhận sự kiện {message.event!r} "
+                f"(the post office takes only {EVENT_PAYMENT_LIST!r}, not {message.event!r})"
+            )
+        rendered = render_payment_list(message.payload)
+        return OutboundRequest(
+            method="POST",
+            url=self.system.base_url.rstrip("/") + PATH,
+            body=rendered.body,
+            headers={"Content-Type": "application/xml"},
+            context={
+                "ky": rendered.ky,
+                "maXa": rendered.ma_xa,
+                "lanGui": rendered.lan_gui,
+                "soDong": rendered.so_dong,
+                "tongSoTien": rendered.tong_so_tien,
+            },
+        )
+
+    def classify_response(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        request: OutboundRequest,
+    ) -> Receipt:
+        ctx = request.context
+        which = f"ky={ctx.get('ky')} maXa={ctx.get('maXa')} lanGui={ctx.get('lanGui')}"
+        if 200 <= status < 300:
+            detail = self._receipt_detail(body, ctx.get("soDong"), which)
+            return Receipt(status=status, detail=detail, bytes_received=len(body))
+        if status == 409:
+            return Receipt(
+                status=status,
+                detail=f"đã nhận lanGui này trước đó (this lanGui was already received): {which}",
+                bytes_received=len(body),
+            )
+        if status == 400:
+            raise PermanentError(
+                f"tài liệu không hợp lệ, lỗi của gateway (invalid document (gateway bug)): "
+                f"{self._loi_reason(body)} [{which}]",
+                status=status,
+            )
+        if status == 422:
+            raise PermanentError(
+                f"bên chi trả từ chối danh sách (the payer refused the list): "
+                f"{self._loi_reason(body)} [{which}]",
+                status=status,
+            )
+        return super().classify_response(status, body, headers, request)
+
+    @staticmethod
+    def _answer(body: bytes) -> etree._Element | None:
+        try:
+            return parse_xml(body, max_bytes=_MAX_ANSWER_BYTES)
+        except XmlError:
+            return None
+
+    def _receipt_detail(self, body: bytes, sent: object, which: str) -> str:
+        root = self._answer(body)
+        if root is None or root.tag != TIEP_NHAN:
+            return f"không đọc được TiepNhan (TiepNhan unreadable) [{which}]"
+        so_dong = root.get("soDong", "?")
+        detail = f"TiepNhan soDong={so_dong}"
+        if sent is not None and so_dong != str(sent):
+            detail += f" (gửi {sent} dòng; {sent} lines were sent)"
+        return f"{detail} [{which}]"
+
+    def _loi_reason(self, body: bytes) -> str:
+        root = self._answer(body)
+        if root is not None:
+            code, reason = read_loi(root)
+            if code or reason:
+                return f"{code}: {reason}" if code else reason
+        text = " ".join(body[:300].decode("utf-8", "replace").split())
+        return mask_digits(text) or "(không có lý do; no reason given)"
