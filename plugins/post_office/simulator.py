@@ -336,7 +336,7 @@ async def _push_one(
         async with session.post(settings.push_url, data=push.body, headers=headers) as resp:
             await resp.read()
             ok, error = 200 <= resp.status < 300, f"HTTP {resp.status}"
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+    except Exception as exc:  # any failure is retried: the pusher must never die, nor drop
         ok, error = False, f"{type(exc).__name__}: {exc}"
     if ok:
         if state.pending.get(slot) is push:  # not replaced by a newer list meanwhile
