@@ -43,6 +43,9 @@ class GatewaySection(_Strict):
     plugins_dir: str | None = None
     log_format: Literal["json", "console"] = "json"
     log_retention_days: int | None = Field(default=None, gt=0)
+    #: HMAC key of dashboard session cookies; shared by every node behind one address.
+    #: Unset: a random key per process (sessions end when the process restarts).
+    session_secret: SecretStr | None = None
 
     @field_validator("listen")
     @classmethod
