@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import getpass
 import sys
 from pathlib import Path
@@ -14,12 +13,7 @@ from gateway.cli.common import config_option, echo_json, fmt_time, json_option, 
 from gateway.log import mask_payload, mask_text
 from gateway.store import Store
 from gateway.store.store import DeliveryFilter, LogFilter
-
-LOG_COLUMNS = [
-    "id", "at", "delivery_id", "dossier_key", "source", "destination", "route", "attempt", "outcome",
-    "http_status", "duration_ms", "bytes_sent", "bytes_received", "error_class", "error_message",
-    "next_attempt_at", "node", "actor",
-]
+from gateway.web.exports import csv_writer, log_csv_row
 
 
 @click.group("deliveries", help="Deliveries: list, inspect, retry dead letters, export the log.")
@@ -134,16 +128,12 @@ def deliveries_export(
         handle = out_path.open("w", newline="", encoding="utf-8") if out_path else sys.stdout
         written = 0
         try:
-            writer = csv.DictWriter(handle, fieldnames=LOG_COLUMNS, extrasaction="ignore")
+            writer = csv_writer(handle)
             writer.writeheader()
             with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
                 async for batch in store.iter_log(flt):
                     for row in batch:
-                        row["at"] = fmt_time(row["at"])
-                        row["next_attempt_at"] = fmt_time(row["next_attempt_at"])
-                        if row.get("error_message"):
-                            row["error_message"] = mask_text(row["error_message"])
-                        writer.writerow(row)
+                        writer.writerow(log_csv_row(row))
                     written += len(batch)
                     bar.update(len(batch))
         finally:
