@@ -239,8 +239,12 @@ async def post_ho_so(request: web.Request) -> web.Response:
             "da_nhan",
             f"Đã nhận lần cập nhật {revision} (revision {revision} already received)",
         )
-    person = _person(root)
-    received = datetime.fromisoformat(root.get("ngayTiepNhan", "")).astimezone(VN_TZ).date()
+    try:
+        person = _person(root)
+        received = datetime.fromisoformat(root.get("ngayTiepNhan", "")).astimezone(VN_TZ).date()
+    except ValueError:  # valid for XSD yet not a real instant, e.g. T24:00:00
+        state.counters["invalid"] += 1
+        return _error(400, "xsd", "ngayTiepNhan/ngaySinh: thời điểm không hợp lệ (invalid date)")
     refused = _refusal(state, person, received)
     if refused is not None:
         state.counters["refusals"] += 1

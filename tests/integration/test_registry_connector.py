@@ -238,6 +238,19 @@ async def test_corrupted_body_is_a_400_gateway_bug(
     assert (await state_of(session, server))["invalid"] == 1
 
 
+async def test_xsd_valid_but_impossible_instant_is_a_400(
+    aiohttp_server: ServerFactory, session: aiohttp.ClientSession
+) -> None:
+    server = await start_registry(aiohttp_server, options())
+    connector = make_connector(server)
+    request = await connector.render(dossier_message(dossier()))
+    request.body = request.body.replace(b"T08:15:00+07:00", b"T24:00:00+07:00")
+    request.headers["Idempotency-Key"] = "k2"
+    with pytest.raises(PermanentError) as info:
+        await connector.send(session, request)
+    assert info.value.status == 400
+
+
 async def test_missing_idempotency_key_is_refused(
     aiohttp_server: ServerFactory, session: aiohttp.ClientSession
 ) -> None:
