@@ -5,9 +5,13 @@ on. :func:`parse_xml` refuses, before any expansion can happen:
 
 * bodies larger than ``max_bytes`` (checked before parsing);
 * any ``DOCTYPE`` (so no internal subset, no entity declarations: billion laughs and
-  external entities such as ``file:///etc/passwd`` never get a chance to expand);
-* nesting deeper than ``max_depth`` (counted while parsing, without recursion);
-* processing instructions are dropped, the network is never used, no DTD is loaded.
+  external entities such as ``file:///etc/passwd`` never get a chance to expand). The raw
+  bytes are scanned for ``<!DOCTYPE`` in every encoding libxml2 detects by itself, before the
+  parser sees them; a literal ``<!DOCTYPE`` inside a CDATA section is refused too, on purpose;
+* nesting deeper than ``max_depth`` (libxml2 itself stops at 256 levels without
+  ``huge_tree``; the limit is then checked by an iterative walk, never recursion);
+* processing instructions are dropped, the network is never used, no DTD is loaded, and
+  without ``huge_tree`` libxml2 refuses text or attribute values over ~10 MB.
 
 Every refusal is an :class:`XmlError` whose message says what was wrong.
 """
