@@ -10,6 +10,7 @@ Adapter error codes other than ``"00"`` are classified by :data:`wire.RETRYABLE_
 ``-1`` (the adapter's "system error") and HTTP-like 5xx / 429 codes are temporary and
 retried; every other code refuses the data and is permanent, with the adapter's message.
 An answer that is not JSON (a proxy's HTML page during maintenance, say) is retryable.
+An HTTP 401 from ``/integration`` is read as an expired session, like ``error_code "401"``.
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ class OneStopShopConnector(Connector):
             "MaHoSo": ma,
             "GiayToId": so,
             "soDinhDanh": str(decision.get("soDinhDanh") or ""),
+            "hoTen": str(decision.get("hoTen") or ""),
         }
         return self._request(body, context)
 
@@ -225,9 +227,8 @@ class OneStopShopConnector(Connector):
         if results.has_result(dossier, so):
             detail = f"{ma}: already has the result (quyết định {so})"
             return Receipt(status=200, detail=detail, bytes_received=looked)
-        results.check_same_person(
-            dossier, {"so": so, "soDinhDanh": request.context.get("soDinhDanh") or None}
-        )
+        named = {k: request.context.get(k) or None for k in ("soDinhDanh", "hoTen")}
+        results.check_same_person(dossier, {"so": so, **named})
         merged = results.merge_result(dossier, patch)
         _, size = await self._call(session, {**call, "data": [merged]}, request.headers)
         detail = f"{SERVICE_SYNC} {ma}: result {so}, TrangThaiHoSo {merged['TrangThaiHoSo']}"
@@ -321,6 +322,9 @@ class OneStopShopConnector(Connector):
                 status, resp_headers = resp.status, resp.headers
         except Exception as exc:  # every transport failure is classified
             raise _prefixed(where, self.classify_exception(exc)) from exc
+        if status == 401 and path != "/auth":
+            # some adapters answer an expired session with a real HTTP 401: same meaning
+            return {"error_code": CODE_SESSION_EXPIRED}, len(raw)
         if not 200 <= status < 300:
             request = OutboundRequest("POST", url, data, sent_headers)
             self._raise_http(where, status, raw, resp_headers, request)

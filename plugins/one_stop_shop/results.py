@@ -22,6 +22,7 @@ from plugins.one_stop_shop.wire import (
     parse_timestamp,
 )
 from plugins.vn_common.cccd import mask_cccd
+from plugins.vn_common.names import mask_name
 
 RESULT_DOCUMENT_CODE = "KQ"
 #: the time of day a decision signed on ``ngayKy`` counts as signed, for NgayKetThucXuLy
@@ -128,11 +129,20 @@ def check_same_person(dossier: Mapping[str, Any], decision: Mapping[str, Any]) -
     if not (isinstance(on_dossier, str) and isinstance(on_decision, str)):
         return
     if on_dossier and on_decision and on_dossier.strip() != on_decision.strip():
+        named = _who(on_decision, decision.get("hoTen"))
+        holder = _who(
+            on_dossier, person.get("TenNguoiNop") if isinstance(person, Mapping) else None
+        )
         raise PermanentError(
-            f"quyết định {decision.get('so')} ghi số định danh {mask_cccd(on_decision)} "
-            f"khác hồ sơ {dossier.get('MaHoSo')} ({mask_cccd(on_dossier)}) "
+            f"quyết định {decision.get('so')} ghi {named}, khác người trong hồ sơ "
+            f"{dossier.get('MaHoSo')} ({holder}) "
             "(the decision names another person than the dossier)"
         )
+
+
+def _who(cccd: str, name: Any) -> str:
+    """A person as an operator may see them in a log: masked CCCD and initials."""
+    return mask_cccd(cccd) + (f" {mask_name(name)}" if isinstance(name, str) and name else "")
 
 
 def merge_result(dossier: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

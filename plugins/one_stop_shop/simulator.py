@@ -16,10 +16,13 @@ Error codes the simulator answers (its own, documented choice; the protocol publ
 ``00`` ok, ``401`` session expired or unknown, ``01`` invalid data, ``02`` unknown dossier,
 ``03`` unknown service.
 
-In the background it creates dossiers (``extra.rate`` per second, default 1, up to
-``extra.count``) and, when ``options.gateway_url`` is set, pushes them signed to
-``/inbound/{system}`` in batches of 1-5, in order, retrying with backoff while the gateway is
-unreachable: a dossier is never dropped.
+In the background it creates dossiers (``extra.rate`` per second, default 1, times
+``options.speed``; ``rate = 0`` creates none; up to ``extra.count``, default unlimited) and,
+when ``options.gateway_url`` is set, pushes them to ``/inbound/{system}`` in batches of 1-5, in
+order, signed with ``options.secret`` (unsigned when it is None), retrying with backoff (and
+``Retry-After``) while the gateway is unreachable, busy or refuses the signature: a dossier is
+never dropped. Only a 400/413/415 answer, which no retry can change, gives a batch up (counted
+as ``refused_batches``). Everything random comes from ``options.seed``.
 """
 
 from __future__ import annotations

@@ -252,12 +252,16 @@ def test_merge_keeps_the_dossier_and_earlier_results() -> None:
 
 
 def test_decision_about_someone_else_is_refused_with_masked_ids() -> None:
-    other = {**DECISION, "soDinhDanh": "006080004321"}
+    other = {**DECISION, "soDinhDanh": "006080004321", "hoTen": "Lò Văn Pha"}
+    holder = dossier(
+        ThongTinNguoiNop={"SoDinhDanh": "006135001234", "TenNguoiNop": "Hoàng Thị Lan"}
+    )
     with pytest.raises(PermanentError) as info:
-        res.check_same_person(dossier(), other)
+        res.check_same_person(holder, other)
     reason = str(info.value)
-    assert "********4321" in reason and "********1234" in reason
+    assert "********4321 L. V. P." in reason and "********1234 H. T. L." in reason
     assert "006080004321" not in reason and "006135001234" not in reason
+    assert "Lò Văn Pha" not in reason and "Hoàng Thị Lan" not in reason
     res.check_same_person(dossier(), DECISION)  # the same person passes
 
 
