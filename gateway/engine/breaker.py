@@ -58,7 +58,7 @@ class CircuitBreaker:
 
     def success(self) -> bool:
         """Record a success; True when the state changed."""
-        changed = self.state is not BreakerState.CLOSED or self.failures != 0
+        changed = self.state is not BreakerState.CLOSED
         self.state = BreakerState.CLOSED
         self.failures = 0
         self.opened_at = None

@@ -35,7 +35,7 @@ class RetrySchedule:
     ) -> float | None:
         """When to try again, or None when the next try would fall past the deadline."""
         wait = self.wait_after(attempt)
-        if retry_after is not None:
-            wait = max(wait, min(retry_after, self.policy.max))
+        if retry_after is not None:  # the server knows best; the deadline still bounds it
+            wait = max(wait, retry_after)
         at = now + wait
         return None if at > deadline_at else at

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,6 +51,19 @@ class Lane:
     last_start: float = 0.0
     last_error: str | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    retry_times: list[float] = field(default_factory=list)
+
+    def schedule_wake(self, at: float) -> None:
+        """Remember a retry this node scheduled, so the lane wakes for it on time."""
+        heapq.heappush(self.retry_times, at)
+        self.wake_at = min(self.wake_at, at) if self.wake_at else at
+
+    def idle_until(self, now: float) -> None:
+        """Nothing more is due now: sleep until the next known retry or the next sweep."""
+        while self.retry_times and self.retry_times[0] <= now:
+            heapq.heappop(self.retry_times)
+        nxt = self.retry_times[0] if self.retry_times else now + SWEEP_SECONDS
+        self.wake_at = min(nxt, now + SWEEP_SECONDS)
 
     @property
     def free(self) -> int:
@@ -101,7 +115,9 @@ class DeliveryEngine:
         self.queue_depth = 0
         self.draining = False
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background_tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -114,6 +130,7 @@ class DeliveryEngine:
                 self.lanes[name].breaker.restore(state, failures, opened_at)
         self.queue_depth = await self.store.queue_depth()
         self.metrics.queue_depth.set(self.queue_depth)
+        await self._load_due()
         for lane in self.lanes.values():
             self.metrics.breaker.labels(lane.name).set(BREAKER_VALUES[lane.breaker.state.value])
         self.intake.committer.start()
@@ -129,12 +146,11 @@ class DeliveryEngine:
         grace = self.config.gateway.shutdown_grace if grace is None else grace
         self.draining = True
         self._stopping = True
+        self._stop.set()
         self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # the loops finish their current store call and exit: cancelling one inside a
+        # transaction would abandon a connection that still holds the write lock
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         attempts = [t for lane in self.lanes.values() for t in lane.tasks]
         if attempts:
             _, still = await asyncio.wait(attempts, timeout=grace)
@@ -145,6 +161,8 @@ class DeliveryEngine:
                 log.warning("attempts_cancelled_at_shutdown", count=len(still))
         await self.results.stop()
         await self.intake.committer.stop()
+        if self._background_tasks:
+            await asyncio.gather(*self._background_tasks, return_exceptions=True)
         await self.store.release_leases()
         for lane in self.lanes.values():
             try:
@@ -174,6 +192,8 @@ class DeliveryEngine:
             self._wake.clear()
             now = time.time()
             for lane in self.lanes.values():
+                if self._stopping:
+                    return
                 if lane.wake_at > now or lane.free == 0:
                     continue
                 wanted = lane.breaker.capacity(lane.free, now)
@@ -187,7 +207,7 @@ class DeliveryEngine:
                     lane.wake_at = now + poll
                     continue
                 if len(claimed) < wanted:
-                    lane.wake_at = now + SWEEP_SECONDS  # nothing more due; woken by events
+                    lane.idle_until(now)  # nothing more due; woken by events or its timers
                 lane.breaker.started(len(claimed))
                 for delivery in claimed:
                     self._start_attempt(lane, delivery)
@@ -295,7 +315,11 @@ class DeliveryEngine:
         self._background(task)
 
     def _background(self, task: asyncio.Task[Any]) -> None:
+        """Keep a reference (and await it at stop); log its failure."""
+        self._background_tasks.add(task)
+
         def done(t: asyncio.Task[Any]) -> None:
+            self._background_tasks.discard(t)
             if not t.cancelled() and t.exception() is not None:
                 log.warning("background_task_failed", error=repr(t.exception()))
 
@@ -308,17 +332,15 @@ class DeliveryEngine:
         finished = 0
         for r in records:
             dest = r.delivery.destination
-            touched.add(dest)
             self.metrics.deliveries.labels(dest, r.outcome.value).inc()
             self.metrics.attempt_seconds.labels(dest).observe(r.duration_ms / 1000)
             if r.outcome is Outcome.DEAD:
                 self.metrics.dead.labels(dest).inc()
             if r.outcome is not Outcome.RETRY:
                 finished += 1
-            elif r.next_attempt_at is not None:
-                lane = self.lanes.get(dest)
-                if lane is not None and (lane.wake_at == 0 or r.next_attempt_at < lane.wake_at):
-                    lane.wake_at = r.next_attempt_at
+                touched.add(dest)  # the dossier's next delivery may now go
+            elif r.next_attempt_at is not None and dest in self.lanes:
+                self.lanes[dest].schedule_wake(r.next_attempt_at)
             for f in r.follow_ups:
                 touched.update(dest for _, dest in f.routes)
         new_follow = sum(res.deliveries for res in follow_results)
@@ -339,10 +361,20 @@ class DeliveryEngine:
                 log.warning("outcome_observer_failed", error=mask_text(repr(exc)))
 
     # -- housekeeping ----------------------------------------------------------------------------
+    async def _load_due(self) -> None:
+        """Learn when stored retries are due (after a restart, or scheduled by other nodes)."""
+        for dest, at in (await self.store.next_due()).items():
+            lane = self.lanes.get(dest)
+            if lane is not None and at > time.time():
+                lane.schedule_wake(at)
+
     async def _housekeeping_loop(self) -> None:
         last_reclaim = time.monotonic()
         while not self._stopping:
-            await asyncio.sleep(SWEEP_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=SWEEP_SECONDS)
+            if self._stopping:
+                return
             try:
                 if time.monotonic() - last_reclaim >= RECLAIM_SECONDS:
                     last_reclaim = time.monotonic()
@@ -350,6 +382,7 @@ class DeliveryEngine:
                         self.wake()
                 self.queue_depth = await self.store.queue_depth()
                 self.metrics.queue_depth.set(self.queue_depth)
+                await self._load_due()
             except Exception as exc:  # noqa: BLE001 - retried at the next sweep
                 log.warning("housekeeping_failed", error=mask_text(str(exc)))
 

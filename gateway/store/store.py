@@ -330,6 +330,16 @@ class Store:
                 )).scalar_one()
             )
 
+    async def next_due(self) -> dict[str, float]:
+        """Earliest ``next_attempt_at`` of pending deliveries, per destination."""
+        async with self.reader.connect() as conn:
+            rows = await conn.execute(
+                select(deliveries.c.destination, func.min(deliveries.c.next_attempt_at))
+                .where(deliveries.c.status == DeliveryStatus.PENDING.value)
+                .group_by(deliveries.c.destination)
+            )
+            return {dest: float(at) for dest, at in rows}
+
     async def destination_depths(self) -> dict[str, dict[str, int]]:
         """Counts of deliveries by destination and status."""
         async with self.reader.connect() as conn:

@@ -4,6 +4,7 @@ whose behaviour is scripted per request (fail N times, answer a status, stall, r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -37,11 +38,16 @@ class Sink:
     accepted: list[Received] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)
     dedupe: bool = True
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=50 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handle)
+        app.on_shutdown.append(self._release_stalls)
         return app
+
+    async def _release_stalls(self, _app: web.Application) -> None:
+        self._closing.set()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -55,7 +61,9 @@ class Sink:
                 request.transport.abort()
             raise asyncio.CancelledError
         if action == "stall":
-            await asyncio.sleep(3600)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), timeout=3600)
+            raise asyncio.CancelledError
         if isinstance(action, tuple):
             return web.Response(status=action[0], headers=action[1], text="scripted")
         if isinstance(action, int):

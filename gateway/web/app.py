@@ -165,8 +165,8 @@ def _poller(app: web.Application, system: str) -> Callable[[], Awaitable[None]]:
             log.warning("poll_item_rejected", system=system, ref=r["ref"], errors=r["errors"])
         engine.accepted(answer.new_deliveries)
         engine.wake(answer.destinations)
-        if new_cursor != cursor:
-            await store.set_cursor(system, new_cursor)
+        if new_cursor != cursor:  # shielded: never abandon a write transaction half-way
+            await asyncio.shield(store.set_cursor(system, new_cursor))
 
     return poll_once
 
