@@ -1,0 +1,73 @@
+"""A calendar month (``2020-08``), the unit of every allowance amount."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Month:
+    """A calendar month; ordered, hashable, and written ``YYYY-MM`` as on the wire."""
+
+    year: int
+    month: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.month <= 12 or not 1 <= self.year <= 9999:
+            raise ValueError(f"tháng không hợp lệ {self.year}-{self.month} (not a valid month)")
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        """``"2020-08"`` -> ``Month(2020, 8)``; ValueError with a readable message otherwise."""
+        m = _MONTH.match(text)
+        if m is None:
+            raise ValueError(f"tháng phải có dạng YYYY-MM: {text!r} (a month is YYYY-MM)")
+        return cls(int(m.group(1)), int(m.group(2)))
+
+    @classmethod
+    def of(cls, day: date) -> Month:
+        """The month a date falls in."""
+        return cls(day.year, day.month)
+
+    @classmethod
+    def from_index(cls, index: int) -> Month:
+        """Inverse of :attr:`index`."""
+        return cls(index // 12, index % 12 + 1)
+
+    @property
+    def index(self) -> int:
+        """Months since year 0: consecutive months have consecutive indexes."""
+        return self.year * 12 + self.month - 1
+
+    @property
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+    def day(self, day: int) -> date:
+        """A day of this month (``Month(2020, 7).day(24)`` is 2020-07-24)."""
+        return date(self.year, self.month, day)
+
+    def __add__(self, months: int) -> Month:
+        return Month.from_index(self.index + months)
+
+    def __sub__(self, months: int) -> Month:
+        return Month.from_index(self.index - months)
+
+    def months_since(self, other: Month) -> int:
+        """How many months ``other`` is before this month (negative when after)."""
+        return self.index - other.index
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    def __repr__(self) -> str:
+        return f"Month({self})"
+
+
+def month_range(first: Month, last: Month) -> list[Month]:
+    """Every month from ``first`` to ``last`` inclusive (empty when ``last`` is earlier)."""
+    return [Month.from_index(i) for i in range(first.index, last.index + 1)]
