@@ -1,0 +1,210 @@
+"""Fixture builders: decision payloads with valid CCCDs, a Chợ Đồn-shaped roster, a national
+generator. For tests, benchmarks and demos; names are generated, CCCDs valid but fictional.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+
+from plugins.social_assistance.amounts import Person, amount_for, coefficient
+from plugins.social_assistance.decision import Decision
+from plugins.social_assistance.month import Month
+from plugins.social_assistance.rules import Rules
+from plugins.vn_common.cccd import make_cccd
+
+FAMILY = ("Nguyễn", "Hoàng", "Lò", "Ma", "Nông", "Triệu", "Hà", "Lục", "Đàm", "Bế", "Hứa", "Lý")
+MIDDLE_MALE = ("Văn", "Đức", "Minh", "Quang")
+MIDDLE_FEMALE = ("Thị", "Thu", "Ngọc", "Thanh")
+GIVEN = ("An", "Bình", "Cường", "Dung", "Hoa", "Lan", "Mai", "Nam", "Pha", "Sơn", "Tâm", "Vân")
+
+CHODON_COMMUNES = (
+    "02020", "02023", "02026", "02029", "02032", "02035", "02038", "02041", "02044", "02047",
+    "02050", "02053", "02059", "02062", "02065", "02068", "02071", "02077", "02080", "02083",
+)  # fmt: skip
+
+CHODON_AUGUST_2020 = {
+    "beneficiaries": 1714,
+    "total": 662_715_000,
+    "groups": {
+        "tre_em_khong_nguon_nuoi": 16,
+        "nhiem_hiv": 8,
+        "don_than": 84,
+        "cao_tuoi": 553,
+        "khuyet_tat": 785,
+        "cham_soc": 268,
+    },
+}
+"""DOMAIN.md §5: Chợ Đồn district, Bắc Kạn, August 2020 (level 270,000 × 2,454.5 units)."""
+
+
+def full_name(rng: random.Random, female: bool) -> str:
+    middle = MIDDLE_FEMALE if female else MIDDLE_MALE
+    return f"{rng.choice(FAMILY)} {rng.choice(middle)} {rng.choice(GIVEN)}"
+
+
+def decision_payload(rules: Rules, **attrs: object) -> dict[str, str]:
+    """A QuyetDinh attribute dict. For huong/dieu_chinh without an explicit amount, heSo,
+    mucChuan and soTienThang are filled in from the rules for ``tuThang`` (so they agree)."""
+    payload = {k: str(v) for k, v in attrs.items() if v is not None}
+    payload.setdefault("loai", "huong")
+    payload.setdefault("tuThang", payload["ngayKy"][:7])
+    if payload["loai"] in ("huong", "dieu_chinh") and "soTienThang" not in payload:
+        month = Month.parse(payload["tuThang"])
+        cared = payload.get("ngaySinhNguoiDuocChamSoc")
+        person = Person(
+            date.fromisoformat(payload["ngaySinh"]),
+            payload.get("mucDoKhuyetTat"),
+            int(payload.get("soCon", "0")),
+            date.fromisoformat(cared) if cared else None,
+        )
+        coef = coefficient(rules, person, payload["loaiDoiTuong"], month)
+        level = rules.level(month)
+        payload.setdefault("heSo", str(coef))
+        payload.setdefault("mucChuan", str(level))
+        payload["soTienThang"] = str(amount_for(level, coef))
+    return payload
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A kind of beneficiary in the Chợ Đồn mix: category, how many, birth-year range."""
+
+    category: str
+    count: int
+    born: tuple[int, int]
+    disability: str | None = None
+    children: int | None = None
+    cared_born: tuple[int, int] | None = None
+
+
+CHODON_MIX = (
+    Profile("5.1", 4, (2017, 2018)),  # under 4: 2.5
+    Profile("5.1", 10, (2006, 2013)),  # from 4: 1.5
+    Profile("5.2", 2, (2001, 2003)),  # 1.5
+    Profile("5.3", 2, (2010, 2012)),  # from 4 to under 16: 2.0
+    Profile("5.8", 6, (1975, 1990)),  # 1.5
+    Profile("5.4", 60, (1980, 1995), children=1),
+    Profile("5.4", 20, (1980, 1995), children=2),
+    Profile("5.4", 4, (1980, 1995), children=3),
+    Profile("5.5c", 400, (1925, 1937)),  # 80+: 1.0
+    Profile("5.5a", 100, (1945, 1955)),  # 60 to under 80: 1.5
+    Profile("5.5a", 50, (1925, 1937)),  # 80+: 2.0
+    Profile("5.5d", 3, (1930, 1940)),  # 3.0
+    Profile("5.6", 509, (1965, 2000), disability="nang"),  # adult: 1.5
+    Profile("5.6", 100, (2006, 2013), disability="nang"),  # child: 2.0
+    Profile("5.6", 40, (1940, 1955), disability="nang"),  # elderly: 2.0
+    Profile("5.6", 36, (1965, 2000), disability="dac_biet_nang"),  # adult: 2.0
+    Profile("5.6", 50, (2006, 2013), disability="dac_biet_nang"),  # child: 2.5
+    Profile("5.6", 50, (1940, 1955), disability="dac_biet_nang"),  # elderly: 2.5
+    Profile("cs", 250, (1960, 1995), cared_born=(2000, 2013)),  # 1.0
+    Profile("cs", 18, (1960, 1995), cared_born=(2017, 2018)),  # caring for a child under 4: 1.5
+)
+"""1,714 people, 2,454.5 coefficient units in 2020-08. Birth months avoid July/August so no
+age bound falls near the report month; grants are signed 2019-01…2020-05."""
+
+
+def chodon_august_2020(rules: Rules, seed: int = 2020) -> list[dict[str, str]]:
+    """Grant payloads for a roster shaped like Chợ Đồn district in August 2020."""
+    rng = random.Random(seed)
+    profiles = [p for p in CHODON_MIX for _ in range(p.count)]
+    return [
+        _grant(rules, rng, profile, serial, CHODON_COMMUNES[serial % len(CHODON_COMMUNES)])
+        for serial, profile in enumerate(profiles)
+    ]
+
+
+def _birth(rng: random.Random, years: tuple[int, int]) -> date:
+    return date(
+        rng.randint(*years), rng.choice((1, 2, 3, 4, 5, 6, 9, 10, 11, 12)), rng.randint(1, 28)
+    )
+
+
+def _grant(
+    rules: Rules,
+    rng: random.Random,
+    profile: Profile,
+    serial: int,
+    commune: str,
+    signed: date | None = None,
+) -> dict[str, str]:
+    female = rng.random() < 0.5
+    born = _birth(rng, profile.born)
+    signed = signed or date.fromordinal(date(2019, 1, 2).toordinal() + rng.randint(0, 500))
+    return decision_payload(
+        rules,
+        so=f"{serial + 1}/QĐ-UBND",
+        ngayKy=signed.isoformat(),
+        maHoSo=f"000.00.12.H06-{signed:%y%m%d}-{serial:05d}",
+        soDinhDanh=make_cccd("006", born.year, female, serial),
+        hoTen=full_name(rng, female),
+        ngaySinh=born.isoformat(),
+        gioiTinh="nu" if female else "nam",
+        maXa=commune,
+        loaiDoiTuong=profile.category,
+        mucDoKhuyetTat=profile.disability,
+        soCon=profile.children,
+        ngaySinhNguoiDuocChamSoc=_birth(rng, profile.cared_born).isoformat()
+        if profile.cared_born
+        else None,
+        nhanTien="tai_nha"
+        if born.year < 1935 or profile.disability == "dac_biet_nang"
+        else "tai_diem",
+    )
+
+
+def national_communes(count: int) -> list[str]:
+    """``count`` synthetic 5-digit commune codes (for the national benchmark)."""
+    return [f"{10000 + i:05d}" for i in range(count)]
+
+
+def national_decisions(
+    rules: Rules,
+    commune: str,
+    people: int,
+    seed: int,
+    month: Month,
+    *,
+    late: float = 0.02,
+    suspended: float = 0.01,
+) -> Iterator[Decision]:
+    """Decisions for one synthetic commune, drawn from the Chợ Đồn mix, for the list of
+    ``month``: a share of grants signed late (after the previous list was built: arrears) and
+    a share suspended (tam_dung lines), so a run exercises more than ``khong_doi``."""
+    rng = random.Random(seed)
+    weights = [p.count for p in CHODON_MIX]
+    late_day = (month - 1).day(rules.calendar.list_build_day - 10)
+    for i in range(people):
+        profile = rng.choices(CHODON_MIX, weights)[0]
+        serial = seed * 1000 + i
+        draw = rng.random()
+        payload = _grant(rules, rng, profile, serial, commune, late_day if draw < late else None)
+        if draw < late:
+            payload = decision_payload(
+                rules,
+                **{
+                    **payload,
+                    "tuThang": str(month - 2),
+                    "soTienThang": None,
+                    "heSo": None,
+                    "mucChuan": None,
+                },
+            )
+        payload["maHoSo"] = f"NAT-{commune}-{i:06d}"
+        payload["soDinhDanh"] = make_cccd(
+            "001", int(payload["ngaySinh"][:4]), payload["gioiTinh"] == "nu", serial
+        )
+        yield Decision.from_payload(payload, rules)
+        if late <= draw < late + suspended:
+            yield Decision.from_payload(_suspension(payload, month), rules)
+
+
+def _suspension(grant: dict[str, str], month: Month) -> dict[str, str]:
+    keep = ("maHoSo", "soDinhDanh", "hoTen", "ngaySinh", "maXa", "gioiTinh")
+    signed = (month - 2).day(5)
+    return {k: grant[k] for k in keep} | {
+        "so": f"9{grant['so']}", "ngayKy": signed.isoformat(), "loai": "tam_dung",
+        "tuThang": str(month - 2), "lyDo": "không nhận trợ cấp 3 tháng liên tiếp",
+    }  # fmt: skip
