@@ -1,0 +1,180 @@
+"""Personal data masking (DESIGN.md §6): CCCD numbers and names never reach a log line,
+an error message or an export in full."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from gateway.log import configure_logging, get_logger, mask_id, mask_name, mask_payload, mask_text
+
+CCCD = "006135001234"
+NAME = "Hoàng Thị Lan"
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+# -- mask_text ----------------------------------------------------------------------------------
+
+
+def test_twelve_digit_run_is_masked() -> None:
+    assert mask_text(f"CCCD {CCCD} không hợp lệ") == "CCCD ********1234 không hợp lệ"
+
+
+def test_every_twelve_digit_run_is_masked() -> None:
+    text = f"{CCCD},006080004321;x006135009999y"
+    assert mask_text(text) == "********1234,********4321;x********9999y"
+
+
+@pytest.mark.parametrize("digits", ["00613500123", "0061350012345", "20200803081500"])
+def test_eleven_thirteen_and_fourteen_digit_runs_are_left_alone(digits: str) -> None:
+    # a phone number, a timestamp yyyyMMddHHmmss and 13-digit codes are not CCCDs
+    assert mask_text(f"ref {digits} end") == f"ref {digits} end"
+
+
+def test_text_without_digits_is_unchanged() -> None:
+    assert mask_text(NAME) == NAME
+
+
+def test_mask_id_keeps_the_last_four() -> None:
+    assert mask_id(CCCD) == "********1234"
+    assert mask_id("123") == "123"
+
+
+# -- mask_name ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
+def test_mask_name_gives_initials(form: str) -> None:
+    assert mask_name(unicodedata.normalize(form, NAME)) == "H. T. L."
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD"])
+def test_mask_name_keeps_a_whole_accented_initial(form: str) -> None:
+    # in NFD "Ánh" starts with "A" + a combining accent: the initial must be "Á", never a bare
+    # combining mark or a split letter
+    masked = mask_name(unicodedata.normalize(form, "Đặng Ánh Ơn"))
+    assert masked == "Đ. Á. Ơ."
+    assert unicodedata.is_normalized("NFC", masked)
+
+
+def test_mask_name_collapses_spaces() -> None:
+    assert mask_name("  Lò   Văn  Pha ") == "L. V. P."
+    assert mask_name("") == ""
+
+
+# -- mask_payload -------------------------------------------------------------------------------
+
+
+def test_mask_payload_masks_names_and_ids_recursively() -> None:
+    payload = {
+        "MaHoSo": "000.00.12.H06-200803-0001",
+        "ChuHoSo": NAME,
+        "ThongTinNguoiNop": {"SoDinhDanh": CCCD, "TenNguoiNop": nfd(NAME), "MaXa": "02053"},
+        "DanhSach": [
+            {"hoTen": "Lò Văn Pha", "soDinhDanh": "006080004321", "soTienThang": 405000},
+            [{"hoTen": "Đặng Ánh"}],
+        ],
+        "TrichYeu": f"đề nghị của công dân {CCCD}",
+        "SoTien": 540000,
+        "CoHieuLuc": True,
+    }
+    masked = mask_payload(payload)
+    assert masked["MaHoSo"] == payload["MaHoSo"]
+    assert masked["ChuHoSo"] == "H. T. L."
+    assert masked["ThongTinNguoiNop"] == {
+        "SoDinhDanh": "********1234",
+        "TenNguoiNop": "H. T. L.",
+        "MaXa": "02053",
+    }
+    assert masked["DanhSach"][0] == {
+        "hoTen": "L. V. P.",
+        "soDinhDanh": "********4321",
+        "soTienThang": 405000,
+    }
+    assert masked["DanhSach"][1] == [{"hoTen": "Đ. Á."}]
+    assert masked["TrichYeu"] == "đề nghị của công dân ********1234"
+    assert masked["SoTien"] == 540000 and masked["CoHieuLuc"] is True
+    dumped = json.dumps(masked, ensure_ascii=False)
+    assert CCCD not in dumped and "006080004321" not in dumped
+    assert "Hoàng" not in dumped and "Lò Văn Pha" not in dumped
+
+
+def test_mask_payload_does_not_modify_its_input() -> None:
+    payload = {"ChuHoSo": NAME, "items": [{"SoDinhDanh": CCCD}]}
+    mask_payload(payload)
+    assert payload == {"ChuHoSo": NAME, "items": [{"SoDinhDanh": CCCD}]}
+
+
+def test_mask_payload_of_plain_values() -> None:
+    assert mask_payload(f"x {CCCD}") == "x ********1234"
+    assert mask_payload([CCCD, 1, None]) == ["********1234", 1, None]
+    assert mask_payload(None) is None
+
+
+# -- log lines ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def json_logging() -> Iterator[None]:
+    """Restore structlog's configuration after a test that configures it.
+
+    Each test calls ``configure_logging`` itself: pytest swaps ``sys.stderr`` between the
+    setup and call phases, and the logger must write to the stream ``capsys`` reads."""
+    saved = structlog.get_config()
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
+@pytest.mark.usefixtures("json_logging")
+def test_log_line_carries_neither_the_name_nor_the_full_number(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("json")
+    get_logger("gateway.test").info(
+        "dossier_received",
+        hoTen=NAME,
+        soDinhDanh=CCCD,
+        ChuHoSo=nfd(NAME),
+        note=f"CCCD {CCCD} trong ghi chú",
+        payload={"SoDinhDanh": CCCD, "TenNguoiNop": NAME},
+    )
+    err = capsys.readouterr().err
+    line = err.strip()
+    assert "\n" not in line
+    record = json.loads(line)
+    assert record["event"] == "dossier_received"
+    assert record["hoTen"] == "H. T. L." and record["ChuHoSo"] == "H. T. L."
+    assert record["soDinhDanh"] == "********1234"
+    assert record["note"] == "CCCD ********1234 trong ghi chú"
+    assert record["payload"] == {"SoDinhDanh": "********1234", "TenNguoiNop": "H. T. L."}
+    for secret in (CCCD, NAME, nfd(NAME), "Hoàng", nfd("Hoàng")):
+        assert secret not in err
+
+
+@pytest.mark.usefixtures("json_logging")
+def test_cccd_in_the_event_text_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json")
+    get_logger().warning(f"lookup failed for {CCCD}")
+    err = capsys.readouterr().err
+    assert CCCD not in err and "********1234" in err
+
+
+@pytest.mark.usefixtures("json_logging")
+def test_cccd_in_an_exception_traceback_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("json")
+    try:
+        raise ValueError(f"bad id {CCCD}")
+    except ValueError:
+        get_logger().error("failed", exc_info=True)
+    err = capsys.readouterr().err
+    assert "ValueError" in err
+    assert CCCD not in err
