@@ -132,6 +132,19 @@ async def state_of(session: aiohttp.ClientSession, server: TestServer) -> dict[s
         return result
 
 
+async def settled_state(
+    session: aiohttp.ClientSession, server: TestServer, key: str, value: int
+) -> dict[str, Any]:
+    """The simulator's state once ``state[key] == value`` (the receiver sees a push before
+    the simulator has read the answer to it)."""
+    async with asyncio.timeout(5.0):
+        while True:
+            state = await state_of(session, server)
+            if state[key] == value:
+                return state
+            await asyncio.sleep(0.02)
+
+
 # -- plugin registration -------------------------------------------------------------------
 
 
@@ -406,8 +419,7 @@ async def test_simulator_pushes_a_signed_grant_decision(
     assert {k: decision.payload[k] for k in expected} == expected
     assert decision.payload["so"].endswith("/QĐ-UBND")
 
-    state = await state_of(session, server)
-    assert state["decisions_pushed"] == 1
+    state = await settled_state(session, server, "decisions_pushed", 1)
     assert state["decisions_pending"] == 0
     assert state["pushed"] == [
         {"so": decision.payload["so"], "loai": "huong", "maHoSo": decision.dossier_key}
@@ -423,10 +435,9 @@ async def test_pushes_are_retried_until_the_gateway_answers(
     server = await start_registry(aiohttp_server, opts)
     await deliver(make_connector(server), session, dossier_message(dossier()))
     await receiver.wait_for(1)
-    state = await state_of(session, server)
+    state = await settled_state(session, server, "decisions_pushed", 1)
     assert state["push_failures"] == 2
     assert state["push_attempts"] == 3
-    assert state["decisions_pushed"] == 1
     assert len(receiver.messages) == 1
 
 
@@ -464,21 +475,27 @@ async def test_batches_and_later_decisions(
     opts = options(
         gateway_url=str(gateway.make_url("")),
         secret=SECRET,
-        extra={"appraisal_delay": 0.3, "batch_rate": 1.0, "change_rate": 1.0},
+        extra={"appraisal_delay": 0.6, "batch_rate": 1.0, "change_rate": 1.0},
     )
     server = await start_registry(aiohttp_server, opts)
     connector = make_connector(server)
-    for serial in range(1, 7):
-        receipt = await deliver(connector, session, dossier_message(dossier(serial, born=1940)))
-        assert receipt.status == 201
+    # all six accepted well inside the appraisal delay, so their grants fall due together
+    receipts = await asyncio.gather(
+        *(
+            deliver(connector, session, dossier_message(dossier(serial, born=1940)))
+            for serial in range(1, 7)
+        )
+    )
+    assert [r.status for r in receipts] == [201] * 6
     # six grants, and (change_rate 1.0) a later decision for someone granted after each
-    await receiver.wait_for(12, seconds=10.0)
+    await receiver.wait_for(12, seconds=15.0)
     kinds = [m.payload["loai"] for m in receiver.messages]
     assert kinds.count("huong") == 6
     assert set(kinds) - {"huong"} <= {"dieu_chinh", "tam_dung", "thoi_huong", "tiep_tuc"}
     assert any(b"<DanhSachQuyetDinh" in body for body in receiver.bodies)
     numbers = [m.payload["so"] for m in receiver.messages]
     assert len(set(numbers)) == len(numbers)
+    await settled_state(session, server, "decisions_pushed", 12)
     state = registry_state(server.app)
     assert state.counters["push_rejected"] == 0  # every pushed decision passes the connector
 
