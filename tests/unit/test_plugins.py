@@ -370,3 +370,42 @@ def test_environment_is_not_modified_by_building() -> None:
     before = dict(os.environ)
     build_plugins(env={DISABLE_ENV: "http_json"})
     assert dict(os.environ) == before
+
+
+# -- start-up refuses only when a configured system needs a broken plugin -----------------------
+
+
+def _config_with_dropins(tmp_path: Path, systems: dict[str, Any]) -> Any:
+    from gateway.config import config_from_dict
+
+    dropins = tmp_path / "dropins"
+    dropins.mkdir(exist_ok=True)
+    (dropins / "unused_broken.py").write_text("raise RuntimeError('broken on purpose')\n")
+    return config_from_dict(
+        {
+            "gateway": {"database": f"sqlite:///{tmp_path}/gw.db", "plugins_dir": "dropins"},
+            "systems": systems,
+        },
+        tmp_path / "gateway.toml",
+    )
+
+
+def test_app_builds_despite_a_broken_plugin_no_system_needs(tmp_path: Path) -> None:
+    from gateway.plugins import plugins_for
+    from gateway.web.app import create_app
+
+    config = _config_with_dropins(tmp_path, {"a": {"plugin": "http_json"}})
+    plugins = plugins_for(config)
+    assert [e.name for e in plugins.load_errors] == ["unused_broken"]
+    assert isinstance(create_app(config, plugins=plugins), web.Application)
+
+
+def test_app_refuses_to_build_when_a_system_needs_a_broken_plugin(tmp_path: Path) -> None:
+    from gateway.web.app import create_app
+
+    config = _config_with_dropins(tmp_path, {"payer": {"plugin": "unused_broken"}})
+    with pytest.raises(PluginError) as info:
+        create_app(config)
+    text = str(info.value)
+    assert "systems.payer.plugin" in text and "broken on purpose" in text
+    assert str(tmp_path / "gateway.toml") in text
