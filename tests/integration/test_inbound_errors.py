@@ -321,10 +321,13 @@ async def test_connector_parse_raising_is_500_plugin_error_and_others_keep_worki
     assert [r["ref"] for r in rows] == ["HS-1"]
 
 
-async def test_unhandled_error_answers_are_json_too(gateway_factory: Any) -> None:
+@pytest.mark.parametrize("ts", ["abc", "\u00b2"])
+async def test_malformed_timestamp_is_401_not_a_crash(gateway_factory: Any, ts: str) -> None:
+    # "\u00b2" (superscript two) passes str.isdigit() but not int()
     client = await gateway_factory()
     raw, headers = signed(GOOD)
-    headers["X-Timestamp"] = "abc"
+    headers["X-Timestamp"] = ts
     headers["X-Signature"] = sign(SECRET, raw)["X-Signature"]
     resp = await client.post("/inbound/src", data=raw, headers=headers)
-    await error_of(resp, 401, "bad_signature")
+    assert "unix seconds" in await error_of(resp, 401, "bad_signature")
+    assert await stored(client) == (0, 0)
