@@ -5,14 +5,19 @@ generator. For tests, benchmarks and demos; names are generated, CCCDs valid but
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 
+from gateway.model import VN_TZ
 from plugins.social_assistance.amounts import Person, amount_for, coefficient
 from plugins.social_assistance.decision import Decision
+from plugins.social_assistance.history import PaidHistory, SentHistory
 from plugins.social_assistance.month import Month
-from plugins.social_assistance.rules import Rules
+from plugins.social_assistance.payment_list import PaymentLine, PaymentList, build_payment_list
+from plugins.social_assistance.reconcile import reconcile
+from plugins.social_assistance.roster import Acceptance, DecisionKey, build_roster
+from plugins.social_assistance.rules import AdminUnits, Rules
 from plugins.vn_common.cccd import make_cccd
 
 FAMILY = ("Nguyễn", "Hoàng", "Lò", "Ma", "Nông", "Triệu", "Hà", "Lục", "Đàm", "Bế", "Hứa", "Lý")
@@ -208,3 +213,82 @@ def _suspension(grant: dict[str, str], month: Month) -> dict[str, str]:
         "so": f"9{grant['so']}", "ngayKy": signed.isoformat(), "loai": "tam_dung",
         "tuThang": str(month - 2), "lyDo": "không nhận trợ cấp 3 tháng liên tiếp",
     }  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------
+# Small worlds for tests: one decision at a time, and months simulated end to end
+# ---------------------------------------------------------------------------------------
+
+
+def decision(
+    rules: Rules,
+    *,
+    so: str,
+    ngayKy: str,  # the wire name, as callers write it
+    birth: str = "1950-03-10",
+    female: bool = False,
+    serial: int = 1,
+    dossier: str = "HS-0001",
+    **attrs: object,
+) -> Decision:
+    """One parsed decision about person ``serial`` (a valid CCCD from birth year and sex)."""
+    defaults: dict[str, object] = {
+        "maHoSo": dossier,
+        "soDinhDanh": make_cccd("006", int(birth[:4]), female, serial),
+        "hoTen": f"Nông {'Thị' if female else 'Văn'} {GIVEN[serial % len(GIVEN)]}",
+        "ngaySinh": birth,
+        "maXa": "02053",
+    }
+    return Decision.from_payload(
+        decision_payload(rules, so=so, ngayKy=ngayKy, **(defaults | attrs)), rules
+    )
+
+
+def simulate(
+    rules: Rules,
+    admin_units: AdminUnits,
+    decisions: Iterable[Decision],
+    commune: str,
+    months: Iterable[Month],
+    *,
+    unpaid: Mapping[Month, set[str]] | None = None,
+    accepted: Mapping[DecisionKey, Acceptance] | None = None,
+    sent: SentHistory | None = None,
+    paid: PaidHistory | None = None,
+) -> list[PaymentList]:
+    """Build each month's list on its build day, send it, and have the payer pay every line
+    except those of the CCCDs in ``unpaid[month]``; returns the lists in order."""
+    roster = build_roster(rules, decisions, accepted)
+    sent = sent if sent is not None else SentHistory()
+    paid = paid if paid is not None else PaidHistory()
+    lists = []
+    for month in months:
+        now = datetime.combine(rules.calendar.build_date(month), time(10), VN_TZ)
+        code = admin_units.list_commune(commune, month).code or ""
+        built = build_payment_list(
+            rules, admin_units, roster, code, month, paid_history=paid, sent_history=sent, now=now
+        )
+        sent.record(built)
+        skip = (unpaid or {}).get(month, set())
+        results = [
+            payer_result(line, built, paid=line.citizen_id not in skip) for line in built.lines
+        ]
+        paid.record_all(reconcile(rules, built, results).outcomes)
+        lists.append(built)
+    return lists
+
+
+def payer_result(line: PaymentLine, sent: PaymentList, *, paid: bool) -> dict[str, str]:
+    """The payer's KetQuaChiTra line for a list line: paid in full, or not at all."""
+    result = {
+        "ky": str(sent.ky),
+        "maXa": sent.commune,
+        "soDinhDanh": line.citizen_id,
+        "trangThai": "da_chi" if paid else "chua_chi",
+        "soTien": str(line.total if paid else 0),
+    }
+    if paid:
+        result["ngayChi"] = sent.ky.day(5).isoformat()
+    if line.key[1] == "cs":
+        result["loaiDoiTuong"] = line.category
+    return result

@@ -439,7 +439,12 @@ class _LineBuilder:
     def _arrears(
         self, key: LineKey, benefits: Sequence[Benefit], start: Month, baseline_day: date
     ) -> tuple[tuple[Month, int], ...]:
-        """Each earlier month's shortfall (entitled − already listed), never negative."""
+        """Each earlier month's shortfall (entitled − already listed), never negative.
+
+        Already listed = what the gateway's lists carried for the month (its own amount and
+        arrears) plus, before the gateway's first month, what the earlier system paid from
+        the decisions known when it built its last list.
+        """
         firsts = [m for b in benefits if (m := b.first_month) is not None]
         if not firsts:
             return ()
@@ -449,7 +454,7 @@ class _LineBuilder:
         if late and min(late) < start:
             before = self._baseline(benefits, baseline_day)
             for m in month_range(max(min(late), first), start - 1):
-                listed = self.entitled(before, m) if before else 0
+                listed = self.entitled(before, m) + self.sent.covered(key, m, self.month)
                 found.append((m, self.entitled(benefits, m) - listed))
         for m in month_range(max(start, first), self.month - 1):
             found.append((m, self.entitled(benefits, m) - self.sent.covered(key, m, self.month)))
