@@ -9,17 +9,20 @@ import asyncio
 import csv
 import json
 import sqlite3
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select
 
 from gateway.cli import build_cli, main
 from gateway.model import Message, Outcome
 from gateway.store import Store
-from gateway.store.store import AttemptRecord, IntakeItem
+from gateway.store.store import AttemptRecord, ClaimedDelivery, IntakeItem
+from gateway.store.tables import deliveries
 
 CCCD = "006135001234"
 # DESIGN.md §6: what every delivery-log export carries
@@ -106,11 +109,11 @@ async def _prepare(db: Path) -> dict[str, int]:
             )
 
         def record(
-            claimed: object, outcome: Outcome, status: int, error: str | None
+            claimed: ClaimedDelivery, outcome: Outcome, status: int, error: str | None
         ) -> AttemptRecord:
             now = time.time()
             return AttemptRecord(
-                delivery=claimed,  # type: ignore[arg-type]
+                delivery=claimed,
                 outcome=outcome,
                 started_at=now,
                 duration_ms=12.5,
@@ -135,10 +138,6 @@ async def _prepare(db: Path) -> dict[str, int]:
         await store.record([record(again, Outcome.DEAD, 422, f"HTTP 422: SoDinhDanh {CCCD} sai")])
         await ingest("HS-3")
         async with store.reader.connect() as conn:
-            from sqlalchemy import select
-
-            from gateway.store.tables import deliveries
-
             rows = (await conn.execute(select(deliveries.c.id, deliveries.c.dossier_key))).all()
         return {key: id_ for id_, key in rows}
     finally:
@@ -541,8 +540,6 @@ def test_plugins_check_reports_a_broken_dropin(tmp_path: Path) -> None:
     try:
         result = CliRunner().invoke(build_cli(), ["plugins", "check", "--config", str(config)])
     finally:
-        import sys
-
         sys.modules.pop("gateway_dropin_cli_broken_dropin", None)
     assert result.exit_code == 1
     assert "FAIL load cli_broken_dropin: ImportError: missing dependency xyz" in result.stdout
