@@ -25,6 +25,7 @@ from gateway.model import Message, OutboundRequest
 from gateway.plugins import build_plugins
 from gateway.store.store import DeliveryFilter, LogFilter
 from gateway.store.tables import messages
+from gateway.web.admin import protect
 from gateway.web.app import create_app
 from gateway.web.keys import CONFIG, STORE
 
@@ -348,6 +349,7 @@ class WebAndStartup:
 
         app[STARTED] = []
         app.router.add_get("/plugin/hello", hello)
+        protect(app, "/plugin/hello", "public")  # plugin routes are admin-only unless declared
 
     @hookimpl
     async def gateway_startup(self, app: web.Application) -> None:
@@ -363,7 +365,7 @@ async def test_gateway_web_routes_and_gateway_startup(app_with: AppFactory) -> N
     client = await app_with(("web_and_startup", plugin))
     assert plugin.started_with == [client.app]
     assert client.app[STARTED] == ["started"]
-    resp = await client.get("/plugin/hello")
+    resp = await client.get("/plugin/hello", allow_redirects=False)
     assert resp.status == 200
     assert await resp.json() == {"hello": "test"}
 
