@@ -67,7 +67,6 @@ class GatewaySection(_Strict):
 class LimitsSection(_Strict):
     max_body_bytes: int = Field(default=10_485_760, gt=0)
     queue_bound: int = Field(default=200_000, gt=0)
-    intake_batch: int = Field(default=500, gt=0)
     max_clock_skew: int = Field(default=300, gt=0)
 
 
@@ -173,7 +172,9 @@ def _resolve_secrets(value: Any, path: Path, key: str) -> Any:
             try:
                 return fpath.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(path, key, f"cannot read secret file {fpath}: {exc.strerror}") from None
+                raise ConfigError(
+                    path, key, f"cannot read secret file {fpath}: {exc.strerror}"
+                ) from None
         return {k: _resolve_secrets(v, path, f"{key}.{k}" if key else k) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_secrets(v, path, f"{key}[{i}]") for i, v in enumerate(value)]

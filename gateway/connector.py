@@ -85,7 +85,9 @@ class Connector:
     def client_timeout(self) -> aiohttp.ClientTimeout:
         """Connect and read timeouts of this system (``[systems.X] timeout``)."""
         t = self.system.timeout
-        return aiohttp.ClientTimeout(sock_connect=t.connect, sock_read=t.read, total=t.connect + t.read)
+        return aiohttp.ClientTimeout(
+            sock_connect=t.connect, sock_read=t.read, total=t.connect + t.read
+        )
 
     # -- inbound ---------------------------------------------------------------------------
     async def parse(self, body: bytes, content_type: str) -> ParseResult:
@@ -123,7 +125,7 @@ class Connector:
                 return self.classify_response(resp.status, body, resp.headers, request)
         except GatewayError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every transport failure is classified
+        except Exception as exc:
             raise self.classify_exception(exc) from exc
 
     def classify_response(

@@ -113,6 +113,7 @@ def gateway_migration_dirs() -> list[str]:
 
     :returns: a list of absolute directory paths (may be empty).
     """
+    return []
 
 
 # ---------------------------------------------------------------------------------------
@@ -153,10 +154,13 @@ def gateway_validate_message(message: Message, system: str) -> list[str] | Await
     :param system: the source system's name.
     :returns: a list of readable errors; any error rejects the item (the others go on).
     """
+    return []
 
 
 @hookspec
-def gateway_transform_message(message: Message, system: str) -> Message | None | Awaitable[Message | None]:
+def gateway_transform_message(
+    message: Message, system: str
+) -> Message | Awaitable[Message | None] | None:
     """Change a message before it is stored and routed (enrich, fix a known quirk).
 
     Implementations run in registration order, each receiving the previous one's result.
@@ -192,4 +196,3 @@ def gateway_delivery_outcome(
     :param error: the masked error message, or ``None`` on success.
     :returns: nothing, or an awaitable.
     """
-

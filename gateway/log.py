@@ -13,9 +13,12 @@ import re
 import sys
 import unicodedata
 from collections.abc import Mapping, MutableMapping
+from datetime import datetime
 from typing import Any
 
 import structlog
+
+from gateway.model import VN_TZ
 
 _ID_RE = re.compile(r"(?<!\d)(\d{8})(\d{4})(?!\d)")
 NAME_FIELDS: set[str] = {"ChuHoSo", "TenNguoiNop", "hoTen", "HoTen", "TenDoiTuong"}
@@ -64,9 +67,19 @@ def mask_payload(value: Any) -> Any:
     return value
 
 
-def _mask_processor(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def _mask_processor(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key, value in list(event_dict.items()):
         event_dict[key] = mask_value(key, value)
+    return event_dict
+
+
+def _timestamp(
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """An aware ISO timestamp in Asia/Ho_Chi_Minh (the offices' time)."""
+    event_dict["timestamp"] = datetime.now(VN_TZ).isoformat(timespec="milliseconds")
     return event_dict
 
 
@@ -81,7 +94,7 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=False),
+            _timestamp,
             structlog.processors.format_exc_info,
             _mask_processor,
             renderer,

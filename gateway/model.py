@@ -29,13 +29,24 @@ def now_vn() -> datetime:
 
 
 def nfc(value: JSONValue) -> JSONValue:
-    """NFC-normalise every string inside a JSON value (keys included)."""
+    """NFC-normalise every string inside a JSON value (keys included).
+
+    Most payloads arrive already NFC: one C-level check of their JSON text spares the walk.
+    """
+    if isinstance(value, Mapping | list) and unicodedata.is_normalized(
+        "NFC", json.dumps(value, ensure_ascii=False)
+    ):
+        return value
+    return _nfc_walk(value)
+
+
+def _nfc_walk(value: JSONValue) -> JSONValue:
     if isinstance(value, str):
         return unicodedata.normalize("NFC", value)
     if isinstance(value, Mapping):
-        return {nfc(k): nfc(v) for k, v in value.items()}
+        return {_nfc_walk(k): _nfc_walk(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [nfc(v) for v in value]
+        return [_nfc_walk(v) for v in value]
     return value
 
 
@@ -74,6 +85,7 @@ class Message:
     headers: dict[str, str] = field(default_factory=dict)
     ref: str = ""
     revision: int = 1
+    _canonical: bytes | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.dossier_key:
@@ -95,9 +107,16 @@ class Message:
             revision=self.revision,
         )
 
+    def canonical_payload(self) -> bytes:
+        """The payload as stored: canonical JSON (computed once)."""
+        if self._canonical is None:
+            self._canonical = canonical_json(self.payload)
+        return self._canonical
+
     @property
     def content_hash(self) -> str:
-        return content_hash(self.payload)
+        """SHA-256 of the canonical payload: with source and external id, the dedupe key."""
+        return hashlib.sha256(self.canonical_payload()).hexdigest()
 
 
 @dataclass(slots=True, frozen=True)

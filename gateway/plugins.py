@@ -167,13 +167,15 @@ class Plugins:
     async def validate(self, message: Message, system: str) -> list[str]:
         errors: list[str] = []
         for impl in self.pm.hook.gateway_validate_message.get_hookimpls():
-            result = await await_me_maybe(impl.function(message=message, system=system))
+            value: Any = impl.function(message=message, system=system)
+            result: list[str] | None = await await_me_maybe(value)
             errors.extend(result or [])
         return errors
 
     async def transform(self, message: Message, system: str) -> Message:
         for impl in reversed(self.pm.hook.gateway_transform_message.get_hookimpls()):
-            result = await await_me_maybe(impl.function(message=message, system=system))
+            value: Any = impl.function(message=message, system=system)
+            result: Message | None = await await_me_maybe(value)
             if result is not None:
                 message = result
         return message
@@ -233,7 +235,8 @@ def dropin_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(
-        p for p in directory.iterdir()
+        p
+        for p in directory.iterdir()
         if p.suffix == ".py" and p.is_file() and not p.is_symlink() and p.stem.isidentifier()
     )
 
@@ -260,8 +263,10 @@ def build_plugins(
                 module = ep.load()
                 pm.register(module, name=ep.name)
                 plugins.origins[ep.name] = f"entry point {ep.value}"
-            except Exception as exc:  # noqa: BLE001 - a broken plugin is reported, not fatal
-                plugins.load_errors.append(LoadError(ep.name, f"entry point {ep.value}", _reason(exc)))
+            except Exception as exc:
+                plugins.load_errors.append(
+                    LoadError(ep.name, f"entry point {ep.value}", _reason(exc))
+                )
     if plugins_dir is not None:
         for path in dropin_files(plugins_dir):
             if path.stem in blocked:
@@ -269,7 +274,7 @@ def build_plugins(
             try:
                 pm.register(_load_dropin(path), name=path.stem)
                 plugins.origins[path.stem] = f"drop-in {path}"
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 plugins.load_errors.append(LoadError(path.stem, f"drop-in {path}", _reason(exc)))
     for name, plugin in extra:
         if name not in blocked:

@@ -21,7 +21,6 @@ from gateway.web.app import create_app
 SECRET = "test-secret"
 
 
-
 def make_config(tmp_path: Path, sink_url: str, **overrides: Any) -> Config:
     """A config with one signed JSON source ``src`` routed to one JSON destination ``dst``."""
     dst: dict[str, Any] = {
@@ -35,8 +34,12 @@ def make_config(tmp_path: Path, sink_url: str, **overrides: Any) -> Config:
     }
     dst.update(overrides.pop("dst", {}))
     data: dict[str, Any] = {
-        "gateway": {"database": f"sqlite:///{tmp_path}/gw.db", "node_id": "test", "poll_interval": 0.05,
-                    "shutdown_grace": 2},
+        "gateway": {
+            "database": f"sqlite:///{tmp_path}/gw.db",
+            "node_id": "test",
+            "poll_interval": 0.05,
+            "shutdown_grace": 2,
+        },
         "systems": {
             "src": {"plugin": "http_json", "inbound_secret": SECRET, "key_field": "key"},
             "dst": dst,
@@ -57,7 +60,9 @@ def signed(body: Any, secret: str = SECRET, ts: int | None = None) -> tuple[byte
     return raw, headers
 
 
-async def wait_for(predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = "") -> None:
+async def wait_for(
+    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str = ""
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()

@@ -32,7 +32,9 @@ def config_option(fn: F) -> F:
 
 
 def json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(
+        fn
+    )
 
 
 def run(coro: Awaitable[T]) -> T:
@@ -43,7 +45,9 @@ async def _wrap(coro: Awaitable[T]) -> T:
     return await coro
 
 
-async def with_store(config: Config, fn: Callable[[Store], Awaitable[T]], *, migrate: bool = True) -> T:
+async def with_store(
+    config: Config, fn: Callable[[Store], Awaitable[T]], *, migrate: bool = True
+) -> T:
     """Open the configured store (migrated), run ``fn``, close it."""
     from gateway.plugins import plugins_for
 
@@ -88,7 +92,9 @@ def parse_when(value: str | None) -> float | None:
     try:
         dt = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date or time like 2020-08-03 or 2020-08-03T08:15") from None
+        raise click.BadParameter(
+            f"{value!r} is not a date or time like 2020-08-03 or 2020-08-03T08:15"
+        ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=VN_TZ)
     return dt.timestamp()

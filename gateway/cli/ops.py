@@ -9,7 +9,17 @@ from typing import Any
 
 import click
 
-from gateway.cli.common import config_option, echo_json, fmt_time, json_option, load, parse_when, run, table, with_store
+from gateway.cli.common import (
+    config_option,
+    echo_json,
+    fmt_time,
+    json_option,
+    load,
+    parse_when,
+    run,
+    table,
+    with_store,
+)
 from gateway.log import mask_payload, mask_text
 from gateway.store import Store
 from gateway.store.store import DeliveryFilter, LogFilter
@@ -26,16 +36,25 @@ def deliveries() -> None:
 @click.option("--destination", help="Destination system name.")
 @click.option("--dossier", help="Dossier key (MaHoSo).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--before", "before_id", type=int, help="Show deliveries with an id below this (paging).")
+@click.option(
+    "--before", "before_id", type=int, help="Show deliveries with an id below this (paging)."
+)
 @json_option
 @config_option
 def deliveries_list(
-    status: str | None, destination: str | None, dossier: str | None, limit: int,
-    before_id: int | None, as_json: bool, config_path: Path,
+    status: str | None,
+    destination: str | None,
+    dossier: str | None,
+    limit: int,
+    before_id: int | None,
+    as_json: bool,
+    config_path: Path,
 ) -> None:
     config = load(config_path)
     flt = DeliveryFilter(status=status, destination=destination, dossier=dossier)
-    rows = run(with_store(config, lambda s: s.list_deliveries(flt, limit=limit, before_id=before_id)))
+    rows = run(
+        with_store(config, lambda s: s.list_deliveries(flt, limit=limit, before_id=before_id))
+    )
     for r in rows:
         r.pop("payload", None)
         r["last_error"] = mask_text(r["last_error"]) if r.get("last_error") else None
@@ -43,12 +62,29 @@ def deliveries_list(
         echo_json(rows)
         return
     view = [
-        {**r, "next_attempt_at": fmt_time(r["next_attempt_at"]) if r["status"] == "pending" else "",
-         "last_error": (r["last_error"] or "")[:60]}
+        {
+            **r,
+            "next_attempt_at": fmt_time(r["next_attempt_at"]) if r["status"] == "pending" else "",
+            "last_error": (r["last_error"] or "")[:60],
+        }
         for r in rows
     ]
-    click.echo(table(view, ["id", "status", "destination", "dossier_key", "event", "attempts",
-                            "last_status", "next_attempt_at", "last_error"]))
+    click.echo(
+        table(
+            view,
+            [
+                "id",
+                "status",
+                "destination",
+                "dossier_key",
+                "event",
+                "attempts",
+                "last_status",
+                "next_attempt_at",
+                "last_error",
+            ],
+        )
+    )
     if len(rows) == limit:
         click.echo(f"(more: --before {rows[-1]['id']})", err=True)
 
@@ -75,24 +111,54 @@ def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
     if as_json:
         echo_json({"delivery": delivery, "attempts": attempts})
         return
-    for key in ("id", "status", "destination", "route", "dossier_key", "source", "event", "ref",
-                "attempts", "idempotency_key", "last_status", "last_error"):
+    for key in (
+        "id",
+        "status",
+        "destination",
+        "route",
+        "dossier_key",
+        "source",
+        "event",
+        "ref",
+        "attempts",
+        "idempotency_key",
+        "last_status",
+        "last_error",
+    ):
         click.echo(f"{key:>16}: {delivery.get(key) if delivery.get(key) is not None else ''}")
     for key in ("created_at", "next_attempt_at", "deadline_at", "delivered_at"):
         click.echo(f"{key:>16}: {fmt_time(delivery.get(key))}")
     click.echo()
-    click.echo(table([{**a, "at": fmt_time(a["at"]), "next_attempt_at": fmt_time(a["next_attempt_at"])}
-                      for a in attempts],
-                     ["attempt", "at", "outcome", "http_status", "duration_ms", "error_message", "next_attempt_at"]))
+    click.echo(
+        table(
+            [
+                {**a, "at": fmt_time(a["at"]), "next_attempt_at": fmt_time(a["next_attempt_at"])}
+                for a in attempts
+            ],
+            [
+                "attempt",
+                "at",
+                "outcome",
+                "http_status",
+                "duration_ms",
+                "error_message",
+                "next_attempt_at",
+            ],
+        )
+    )
 
 
-@deliveries.command("retry", help="Put dead deliveries back in the queue (logged, with who did it).")
+@deliveries.command(
+    "retry", help="Put dead deliveries back in the queue (logged, with who did it)."
+)
 @click.argument("ids", type=int, nargs=-1)
 @click.option("--all-dead", is_flag=True, help="Retry every dead delivery.")
 @click.option("--actor", default=None, help="Who is retrying (default: the OS user).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @config_option
-def deliveries_retry(ids: tuple[int, ...], all_dead: bool, actor: str | None, yes: bool, config_path: Path) -> None:
+def deliveries_retry(
+    ids: tuple[int, ...], all_dead: bool, actor: str | None, yes: bool, config_path: Path
+) -> None:
     if not ids and not all_dead:
         raise click.UsageError("name delivery ids, or --all-dead")
     if ids and all_dead:
@@ -109,7 +175,12 @@ def deliveries_retry(ids: tuple[int, ...], all_dead: bool, actor: str | None, ye
 
 
 @deliveries.command("export", help="Export the delivery log as CSV (personal data masked).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File (default: stdout).",
+)
 @click.option("--system", help="Source or destination system.")
 @click.option("--outcome", type=click.Choice(["delivered", "retry_scheduled", "dead", "replayed"]))
 @click.option("--dossier", help="Dossier key (MaHoSo).")
@@ -117,11 +188,22 @@ def deliveries_retry(ids: tuple[int, ...], all_dead: bool, actor: str | None, ye
 @click.option("--until", help="Before this date/time.")
 @config_option
 def deliveries_export(
-    out_path: Path | None, system: str | None, outcome: str | None, dossier: str | None,
-    since: str | None, until: str | None, config_path: Path,
+    out_path: Path | None,
+    system: str | None,
+    outcome: str | None,
+    dossier: str | None,
+    since: str | None,
+    until: str | None,
+    config_path: Path,
 ) -> None:
     config = load(config_path)
-    flt = LogFilter(system=system, outcome=outcome, dossier=dossier, since=parse_when(since), until=parse_when(until))
+    flt = LogFilter(
+        system=system,
+        outcome=outcome,
+        dossier=dossier,
+        since=parse_when(since),
+        until=parse_when(until),
+    )
 
     async def export(store: Store) -> int:
         total = await store.count_log(flt)
@@ -164,11 +246,21 @@ def dossiers_show(mahoso: str, as_json: bool, config_path: Path) -> None:
         return
     events: list[tuple[float, str]] = []
     for m in timeline["messages"]:
-        events.append((m["received_at"], f"received  {m['event']} from {m['source']} (revision {m['revision']})"))
+        events.append(
+            (
+                m["received_at"],
+                f"received  {m['event']} from {m['source']} (revision {m['revision']})",
+            )
+        )
     for a in timeline["attempts"]:
         err = f" — {a['error_message']}" if a["error_message"] else ""
         status = f" HTTP {a['http_status']}" if a["http_status"] else ""
-        events.append((a["at"], f"attempt   #{a['attempt']} → {a['destination']}: {a['outcome']}{status}{err}"))
+        events.append(
+            (
+                a["at"],
+                f"attempt   #{a['attempt']} → {a['destination']}: {a['outcome']}{status}{err}",
+            )
+        )
     for at, text in sorted(events, key=lambda e: e[0]):
         click.echo(f"{fmt_time(at)}  {mask_text(text)}")
     states = ", ".join(f"{d['destination']}: {d['status']}" for d in timeline["deliveries"])
@@ -180,7 +272,9 @@ def log_group() -> None:
     pass
 
 
-@log_group.command("verify", help="Check the hash chain of the delivery log (detects edits and deletions).")
+@log_group.command(
+    "verify", help="Check the hash chain of the delivery log (detects edits and deletions)."
+)
 @config_option
 def log_verify(config_path: Path) -> None:
     config = load(config_path)

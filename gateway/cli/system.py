@@ -24,7 +24,9 @@ def run_cmd(config_path: Path) -> None:
     config = load(config_path)
     configure_logging(config.gateway.log_format)
     app = create_app(config)
-    click.echo(f"gateway listening on http://{config.gateway.listen} (config {config_path})", err=True)
+    click.echo(
+        f"gateway listening on http://{config.gateway.listen} (config {config_path})", err=True
+    )
     web.run_app(
         app,
         host=config.gateway.host,
@@ -66,7 +68,9 @@ def plugins() -> None:
     pass
 
 
-@plugins.command("list", help="Every plugin: name, version, origin, hooks, systems using it, load errors.")
+@plugins.command(
+    "list", help="Every plugin: name, version, origin, hooks, systems using it, load errors."
+)
 @config_option
 @json_option
 def plugins_list(config_path: Path, as_json: bool) -> None:
@@ -110,21 +114,40 @@ def plugins_check(config_path: Path) -> None:
         raise click.exceptions.Exit(1)
 
 
-@click.command("simulate", help="Run the simulator of one external system (by its name in the config).")
+@click.command(
+    "simulate", help="Run the simulator of one external system (by its name in the config)."
+)
 @click.argument("system_name")
 @click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (0: any free port).")
-@click.option("--fault-profile", default="none", show_default=True, help="none, slow, flaky, rural, blackout, expiring")
+@click.option(
+    "--fault-profile",
+    default="none",
+    show_default=True,
+    help="none, slow, flaky, rural, blackout, expiring",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated time speed-up.")
-@click.option("--set", "extra", multiple=True, metavar="KEY=VALUE", help="Simulator-specific setting.")
+@click.option(
+    "--speed", type=float, default=1.0, show_default=True, help="Simulated time speed-up."
+)
+@click.option(
+    "--set", "extra", multiple=True, metavar="KEY=VALUE", help="Simulator-specific setting."
+)
 @config_option
 def simulate(
-    system_name: str, port: int, fault_profile: str, seed: int, speed: float, extra: tuple[str, ...], config_path: Path
+    system_name: str,
+    port: int,
+    fault_profile: str,
+    seed: int,
+    speed: float,
+    extra: tuple[str, ...],
+    config_path: Path,
 ) -> None:
     config = load(config_path)
     system = config.systems.get(system_name)
     if system is None:
-        raise click.BadParameter(f"no system {system_name!r} in {config_path}; known: {', '.join(config.systems)}")
+        raise click.BadParameter(
+            f"no system {system_name!r} in {config_path}; known: {', '.join(config.systems)}"
+        )
     factory = plugins_for(config).simulator_factory(system.plugin)
     settings: dict[str, object] = {}
     for kv in extra:
@@ -146,7 +169,9 @@ def simulate(
     )
     configure_logging(config.gateway.log_format)
     app = factory(options)
-    click.echo(f"simulating {system_name} ({system.plugin}) with fault profile {fault_profile}", err=True)
+    click.echo(
+        f"simulating {system_name} ({system.plugin}) with fault profile {fault_profile}", err=True
+    )
     asyncio.run(_serve(app, port))
 
 
@@ -155,7 +180,7 @@ async def _serve(app: web.Application, port: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # noqa: SLF001 - to print the bound port
+    sockets = getattr(site._server, "sockets", None) or []
     for sock in sockets:
         click.echo(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", err=True)
     try:

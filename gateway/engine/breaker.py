@@ -34,7 +34,7 @@ class CircuitBreaker:
         """How many attempts may start now (0 while open; 1 trial when half-open)."""
         now = time.time() if now is None else now
         if self.state is BreakerState.OPEN:
-            assert self.opened_at is not None  # noqa: S101 - OPEN always sets opened_at
+            assert self.opened_at is not None
             if now - self.opened_at < self.policy.reset_after:
                 return 0
             self.state = BreakerState.HALF_OPEN

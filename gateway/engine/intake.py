@@ -6,16 +6,18 @@ commit: the caller gets its per-item answer only after the transaction committed
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.config import Config
-from gateway.engine.batcher import GroupCommitter
 from gateway.log import get_logger, mask_text
 from gateway.model import Message, ParseResult, Rejection
 from gateway.plugins import Plugins
 from gateway.routing import RouteTable
-from gateway.store.store import IngestResult, IntakeItem, Store
+from gateway.store.store import IngestResult, IntakeItem
+
+Submit = Callable[[list[IntakeItem]], Awaitable[list[IngestResult]]]
 
 log = get_logger("gateway.intake")
 
@@ -37,14 +39,15 @@ class IntakeAnswer:
 class Intake:
     """Validates, routes and group-commits inbound messages."""
 
-    def __init__(self, config: Config, store: Store, plugins: Plugins, routes: RouteTable) -> None:
+    def __init__(self, config: Config, plugins: Plugins, routes: RouteTable) -> None:
         self.config = config
-        self.store = store
         self.plugins = plugins
         self.routes = routes
-        self.committer: GroupCommitter[IntakeItem, IngestResult] = GroupCommitter(
-            store.ingest, max_batch=config.limits.intake_batch, name="intake-commit"
-        )
+        self._submit: Submit | None = None
+
+    def connect(self, submit: Submit) -> None:
+        """Where committed items go: the delivery engine's write cycle."""
+        self._submit = submit
 
     def item_for(self, message: Message, parent_delivery_id: int | None = None) -> IntakeItem:
         """Route a normalised message into an :class:`IntakeItem`."""
@@ -52,7 +55,9 @@ class Intake:
         deadlines = {dest: self.config.systems[dest].retry.deadline for _, dest in routes}
         return IntakeItem(message, routes, deadlines, parent_delivery_id)
 
-    async def prepare(self, system: str, parsed: ParseResult) -> tuple[list[IntakeItem], list[Rejection]]:
+    async def prepare(
+        self, system: str, parsed: ParseResult
+    ) -> tuple[list[IntakeItem], list[Rejection]]:
         """Normalise, validate and transform parsed messages; route the good ones."""
         items: list[IntakeItem] = []
         rejected = list(parsed.rejected)
@@ -63,7 +68,7 @@ class Intake:
             if self.plugins.has_validators:
                 try:
                     errors = await self.plugins.validate(message, system)
-                except Exception as exc:  # noqa: BLE001 - a plugin that raises is contained
+                except Exception as exc:
                     log.error("validator_failed", system=system, error=mask_text(repr(exc)))
                     errors = [f"validator plugin failed: {type(exc).__name__}"]
             if errors:
@@ -73,9 +78,11 @@ class Intake:
                 try:
                     message = (await self.plugins.transform(message, system)).normalised()
                     message.source = system
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     log.error("transform_failed", system=system, error=mask_text(repr(exc)))
-                    rejected.append(Rejection(message.ref, (f"transform plugin failed: {type(exc).__name__}",)))
+                    rejected.append(
+                        Rejection(message.ref, (f"transform plugin failed: {type(exc).__name__}",))
+                    )
                     continue
             items.append(self.item_for(message))
         return items, rejected
@@ -85,7 +92,9 @@ class Intake:
         answer = IntakeAnswer(rejected=[{"ref": r.ref, "errors": list(r.errors)} for r in rejected])
         if not items:
             return answer
-        results = await self.committer.submit(items)
+        if self._submit is None:
+            raise RuntimeError("intake is not connected to a delivery engine")
+        results = await self._submit(items)
         for item, result in zip(items, results, strict=True):
             entry = {"ref": result.ref, "id": result.uid}
             if result.duplicate:

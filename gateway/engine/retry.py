@@ -25,7 +25,9 @@ class RetrySchedule:
 
     def wait_after(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+        state = tenacity.RetryCallState(
+            retry_object=tenacity.Retrying(), fn=None, args=(), kwargs={}
+        )
         state.attempt_number = attempt
         base = float(self._wait(state))
         return min(self.policy.max, base + self._rng.uniform(0, self.policy.jitter))

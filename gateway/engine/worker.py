@@ -1,10 +1,12 @@
-"""Delivery workers: claim due deliveries per destination, send, classify, record.
+"""The delivery engine: one write cycle, per-destination lanes, attempts.
 
-Each destination is a *lane* with its own concurrency limit, rate limit, timeouts and
-circuit breaker (bulkheads): a slow or dead commune link only ever occupies its own lane's
-slots. Attempt results are group-committed (log row + delivery update + follow-ups in one
-transaction), after which the lanes concerned are woken, so the next delivery of the same
-dossier goes out as soon as its predecessor is recorded.
+Everything the engine writes goes through :meth:`DeliveryEngine._cycle_loop`: each cycle takes
+all queued intake units, all finished attempts and the leases the lanes have room for, and
+writes them in one transaction (:meth:`gateway.store.Store.cycle`) — one fsync, however much
+it carries. Under load cycles grow; idle, a request is committed at once.
+
+Each destination is a *lane* with its own concurrency limit, rate limit, timeouts and circuit
+breaker (bulkheads): a slow or dead commune link only ever occupies its own lane's slots.
 """
 
 from __future__ import annotations
@@ -21,20 +23,22 @@ import aiohttp
 
 from gateway.config import Config, SystemConfig
 from gateway.connector import Connector
-from gateway.engine.batcher import GroupCommitter
 from gateway.engine.breaker import BreakerState, CircuitBreaker
 from gateway.engine.intake import Intake
 from gateway.engine.retry import RetrySchedule
 from gateway.log import get_logger, mask_text
 from gateway.metrics import BREAKER_VALUES, Metrics
-from gateway.model import GatewayError, Outcome, PermanentError, Receipt, RetryableError
+from gateway.model import GatewayError, Message, Outcome, PermanentError, Receipt, RetryableError
 from gateway.plugins import Plugins
-from gateway.store.store import AttemptRecord, ClaimedDelivery, Store
+from gateway.store.store import AttemptRecord, ClaimedDelivery, IngestResult, IntakeItem, Store
 
 log = get_logger("gateway.worker")
 
 SWEEP_SECONDS = 5.0
 RECLAIM_SECONDS = 10.0
+MAX_INTAKE_PER_CYCLE = 1000
+MAX_RESULTS_PER_CYCLE = 2000
+STORE_RETRY_SECONDS = 0.5
 
 
 @dataclass(slots=True)
@@ -53,8 +57,12 @@ class Lane:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     retry_times: list[float] = field(default_factory=list)
 
+    @property
+    def free(self) -> int:
+        return max(0, self.system.concurrency - self.in_flight)
+
     def schedule_wake(self, at: float) -> None:
-        """Remember a retry this node scheduled, so the lane wakes for it on time."""
+        """Remember a retry that is due at ``at``, so the lane wakes for it on time."""
         heapq.heappush(self.retry_times, at)
         self.wake_at = min(self.wake_at, at) if self.wake_at else at
 
@@ -65,18 +73,13 @@ class Lane:
         nxt = self.retry_times[0] if self.retry_times else now + SWEEP_SECONDS
         self.wake_at = min(nxt, now + SWEEP_SECONDS)
 
-    @property
-    def free(self) -> int:
-        return max(0, self.system.concurrency - self.in_flight)
-
     async def pace(self) -> None:
         """Honour the optional rate limit (requests per second)."""
         rate = self.system.rate_limit
         if not rate:
             return
-        gap = 1.0 / rate
         now = time.monotonic()
-        start = max(now, self.last_start + gap)
+        start = max(now, self.last_start + 1.0 / rate)
         self.last_start = start
         if start > now:
             await asyncio.sleep(start - now)
@@ -109,11 +112,11 @@ class DeliveryEngine:
             )
             for name, system in config.systems.items()
         }
-        self.results: GroupCommitter[AttemptRecord, None] = GroupCommitter(
-            self._commit_results, max_batch=1000, name="result-commit"
-        )
         self.queue_depth = 0
         self.draining = False
+        self.cycles = 0
+        self._intake_q: list[tuple[list[IntakeItem], asyncio.Future[list[IngestResult]]]] = []
+        self._result_q: list[AttemptRecord] = []
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -133,24 +136,16 @@ class DeliveryEngine:
         await self._load_due()
         for lane in self.lanes.values():
             self.metrics.breaker.labels(lane.name).set(BREAKER_VALUES[lane.breaker.state.value])
-        self.intake.committer.start()
-        self.results.start()
         self._tasks = [
-            asyncio.create_task(self._dispatch_loop(), name="dispatcher"),
+            asyncio.create_task(self._cycle_loop(), name="write-cycle"),
             asyncio.create_task(self._housekeeping_loop(), name="housekeeping"),
         ]
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop claiming, let in-flight attempts finish within ``grace`` seconds, record
+        """Stop claiming, let in-flight attempts finish within ``grace`` seconds and record
         them, cancel the rest and give their leases back."""
         grace = self.config.gateway.shutdown_grace if grace is None else grace
         self.draining = True
-        self._stopping = True
-        self._stop.set()
-        self._wake.set()
-        # the loops finish their current store call and exit: cancelling one inside a
-        # transaction would abandon a connection that still holds the write lock
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         attempts = [t for lane in self.lanes.values() for t in lane.tasks]
         if attempts:
             _, still = await asyncio.wait(attempts, timeout=grace)
@@ -159,19 +154,23 @@ class DeliveryEngine:
             if still:
                 await asyncio.wait(still)
                 log.warning("attempts_cancelled_at_shutdown", count=len(still))
-        await self.results.stop()
-        await self.intake.committer.stop()
+        # the loops finish their current store call and exit: cancelling one inside a
+        # transaction would abandon a connection that still holds the write lock
+        self._stopping = True
+        self._stop.set()
+        self._wake.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._background_tasks:
             await asyncio.gather(*self._background_tasks, return_exceptions=True)
         await self.store.release_leases()
         for lane in self.lanes.values():
             try:
                 await lane.connector.close()
-            except Exception as exc:  # noqa: BLE001 - shutting down regardless
+            except Exception as exc:
                 log.warning("connector_close_failed", system=lane.name, error=repr(exc))
 
     def wake(self, destinations: Iterable[str] | None = None) -> None:
-        """Tell the dispatcher there may be new work for these destinations (None: all)."""
+        """Tell the engine there may be new work for these destinations (None: all)."""
         names = self.lanes.keys() if destinations is None else destinations
         for name in names:
             lane = self.lanes.get(name)
@@ -183,35 +182,121 @@ class DeliveryEngine:
         self.queue_depth += count
         self.metrics.queue_depth.set(self.queue_depth)
 
-    # -- dispatching -----------------------------------------------------------------------------
-    async def _dispatch_loop(self) -> None:
+    # -- intake ----------------------------------------------------------------------------------
+    async def submit_intake(self, items: list[IntakeItem]) -> list[IngestResult]:
+        """Queue messages for the next write cycle; return once they are committed."""
+        if self._stopping:
+            raise RuntimeError("the engine is stopped")
+        future: asyncio.Future[list[IngestResult]] = asyncio.get_running_loop().create_future()
+        self._intake_q.append((items, future))
+        self._wake.set()
+        return await future
+
+    def follow_up(self, source: str, message: Message, parent_delivery_id: int) -> IntakeItem:
+        """A message an answer gave rise to, routed from ``source`` (the answering system)."""
+        msg = message.normalised()
+        msg.source = source
+        return self.intake.item_for(msg, parent_delivery_id)
+
+    # -- the write cycle -------------------------------------------------------------------------
+    async def _cycle_loop(self) -> None:
         poll = self.config.gateway.poll_interval
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=poll)
-            self._wake.clear()
-            now = time.time()
-            for lane in self.lanes.values():
+        while True:
+            if not (self._intake_q or self._result_q):
                 if self._stopping:
                     return
-                if lane.wake_at > now or lane.free == 0:
-                    continue
-                wanted = lane.breaker.capacity(lane.free, now)
-                if wanted == 0:
-                    lane.wake_at = now + max(lane.breaker.retry_in(now), poll)
-                    continue
-                try:
-                    claimed = await self.store.claim(lane.name, wanted, self.config.gateway.lease_seconds, now)
-                except Exception as exc:  # noqa: BLE001 - the store may be briefly unavailable
-                    log.warning("claim_failed", destination=lane.name, error=mask_text(str(exc)))
-                    lane.wake_at = now + poll
-                    continue
-                if len(claimed) < wanted:
-                    lane.idle_until(now)  # nothing more due; woken by events or its timers
-                lane.breaker.started(len(claimed))
-                for delivery in claimed:
-                    self._start_attempt(lane, delivery)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=poll)
+            self._wake.clear()
+            await self._cycle(time.time())
 
+    def _take_intake(self) -> list[tuple[list[IntakeItem], asyncio.Future[list[IngestResult]]]]:
+        units, size = [], 0
+        while self._intake_q and size < MAX_INTAKE_PER_CYCLE:
+            unit = self._intake_q.pop(0)
+            units.append(unit)
+            size += len(unit[0])
+        return units
+
+    def _wanted(self, now: float) -> dict[str, int]:
+        if self.draining:
+            return {}
+        wanted: dict[str, int] = {}
+        for lane in self.lanes.values():
+            if lane.wake_at > now or lane.free == 0:
+                continue
+            n = lane.breaker.capacity(lane.free, now)
+            if n == 0:
+                lane.wake_at = now + max(
+                    lane.breaker.retry_in(now), self.config.gateway.poll_interval
+                )
+            else:
+                wanted[lane.name] = n
+        return wanted
+
+    async def _cycle(self, now: float) -> None:
+        units = self._take_intake()
+        records = self._result_q[:MAX_RESULTS_PER_CYCLE]
+        del self._result_q[:MAX_RESULTS_PER_CYCLE]
+        wanted = self._wanted(now)
+        if not (units or records or wanted):
+            return
+        items = [item for chunk, _ in units for item in chunk]
+        try:
+            result = await self.store.cycle(
+                items, records, wanted, self.config.gateway.lease_seconds, now
+            )
+        except Exception as exc:
+            log.error("write_cycle_failed", error=mask_text(str(exc)))
+            for _, fut in units:
+                if not fut.done():
+                    fut.set_exception(exc)
+            self._result_q[:0] = records  # recorded in a later cycle
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=STORE_RETRY_SECONDS)
+            return
+        self.cycles += 1
+        pos = 0
+        for chunk, fut in units:
+            if not fut.done():
+                fut.set_result(result.ingested[pos : pos + len(chunk)])
+            pos += len(chunk)
+        self._after_records(records, result.follow_ups)
+        for name, deliveries in result.claimed.items():
+            lane = self.lanes[name]
+            if len(deliveries) < wanted[name]:
+                lane.idle_until(now)
+            lane.breaker.started(len(deliveries))
+            for delivery in deliveries:
+                self._start_attempt(lane, delivery)
+        touched = {dest for item in items for _, dest in item.routes}
+        if touched:
+            self.wake(touched)
+
+    def _after_records(self, records: list[AttemptRecord], follow: list[IngestResult]) -> None:
+        if not records:
+            return
+        touched: set[str] = set()
+        finished = 0
+        for r in records:
+            dest = r.delivery.destination
+            self.metrics.deliveries.labels(dest, r.outcome.value).inc()
+            self.metrics.attempt_seconds.labels(dest).observe(r.duration_ms / 1000)
+            if r.outcome is Outcome.DEAD:
+                self.metrics.dead.labels(dest).inc()
+            if r.outcome is not Outcome.RETRY:
+                finished += 1
+                touched.add(dest)  # the dossier's next delivery may now go
+            elif r.next_attempt_at is not None and dest in self.lanes:
+                self.lanes[dest].schedule_wake(r.next_attempt_at)
+            for f in r.follow_ups:
+                touched.update(d for _, d in f.routes)
+        self.accepted(sum(res.deliveries for res in follow) - finished)
+        self.wake(touched)
+        if self.plugins.has_outcome_observers:
+            self._background(asyncio.create_task(self._observe(records)))
+
+    # -- attempts --------------------------------------------------------------------------------
     def _start_attempt(self, lane: Lane, delivery: ClaimedDelivery) -> None:
         lane.in_flight += 1
         self.metrics.in_flight.labels(lane.name).set(lane.in_flight)
@@ -222,33 +307,34 @@ class DeliveryEngine:
     async def _attempt(self, lane: Lane, delivery: ClaimedDelivery) -> None:
         started = time.time()
         t0 = time.perf_counter()
-        record: AttemptRecord
-        bytes_sent = 0
+        sent = 0
         try:
-            message = delivery.message()
-            request = await lane.connector.render(message)
+            request = await lane.connector.render(delivery.message())
             request.headers["Idempotency-Key"] = delivery.idempotency_key
-            bytes_sent = request.size
+            sent = request.size
             await lane.pace()
             receipt = await lane.connector.send(self.session, request)
-            record = self._delivered(lane, delivery, receipt, started, t0, bytes_sent)
+            record = self._delivered(lane, delivery, receipt, started, t0, sent)
         except asyncio.CancelledError:
             lane.in_flight -= 1
             raise
         except GatewayError as exc:
-            record = self._failed(lane, delivery, exc, started, t0, bytes_sent)
-        except Exception as exc:  # noqa: BLE001 - a plugin that raises is contained
-            log.error("connector_raised", destination=lane.name, delivery=delivery.id,
-                      error=mask_text(repr(exc)))
-            err = PermanentError(f"plugin error in connector {lane.system.plugin!r}: {type(exc).__name__}: {exc}")
-            record = self._failed(lane, delivery, err, started, t0, bytes_sent)
+            record = self._failed(lane, delivery, exc, started, t0, sent)
+        except Exception as exc:
+            log.error(
+                "connector_raised",
+                destination=lane.name,
+                delivery=delivery.id,
+                error=mask_text(repr(exc)),
+            )
+            err = PermanentError(
+                f"plugin error in connector {lane.system.plugin!r}: {type(exc).__name__}: {exc}"
+            )
+            record = self._failed(lane, delivery, err, started, t0, sent)
         lane.in_flight -= 1
         self.metrics.in_flight.labels(lane.name).set(lane.in_flight)
-        self._wake.set()  # a slot is free
-        try:
-            await self.results.submit([record])
-        except Exception as exc:  # noqa: BLE001 - the lease expires and the delivery is retried
-            log.error("result_commit_failed", delivery=delivery.id, error=mask_text(str(exc)))
+        self._result_q.append(record)
+        self._wake.set()
 
     def _delivered(
         self, lane: Lane, d: ClaimedDelivery, receipt: Receipt, started: float, t0: float, sent: int
@@ -264,11 +350,17 @@ class DeliveryEngine:
             bytes_sent=sent,
             bytes_received=receipt.bytes_received,
             error_message=mask_text(receipt.detail) if receipt.detail else None,
-            follow_ups=[self._follow_up(lane, d, m) for m in receipt.follow_ups],
+            follow_ups=[self.follow_up(lane.name, m, d.id) for m in receipt.follow_ups],
         )
 
     def _failed(
-        self, lane: Lane, d: ClaimedDelivery, exc: GatewayError, started: float, t0: float, sent: int
+        self,
+        lane: Lane,
+        d: ClaimedDelivery,
+        exc: GatewayError,
+        started: float,
+        t0: float,
+        sent: int,
     ) -> AttemptRecord:
         now = time.time()
         attempt = d.attempts + 1
@@ -282,11 +374,10 @@ class DeliveryEngine:
                 reason = f"deadline passed after {attempt} attempts; last error: {reason}"
         elif lane.breaker.success():  # the system answered: the link is healthy
             self._breaker_changed(lane)
-        outcome = Outcome.RETRY if next_at is not None else Outcome.DEAD
         lane.last_error = reason
         return AttemptRecord(
             delivery=d,
-            outcome=outcome,
+            outcome=Outcome.RETRY if next_at is not None else Outcome.DEAD,
             started_at=started,
             duration_ms=(time.perf_counter() - t0) * 1000,
             http_status=exc.status,
@@ -294,13 +385,8 @@ class DeliveryEngine:
             error_class=type(exc).__name__,
             error_message=reason,
             next_attempt_at=next_at,
-            follow_ups=[self._follow_up(lane, d, m) for m in exc.follow_ups],
+            follow_ups=[self.follow_up(lane.name, m, d.id) for m in exc.follow_ups],
         )
-
-    def _follow_up(self, lane: Lane, d: ClaimedDelivery, message: Any) -> Any:
-        msg = message.normalised()
-        msg.source = lane.name
-        return self.intake.item_for(msg, parent_delivery_id=d.id)
 
     def _breaker_changed(self, lane: Lane) -> None:
         b = lane.breaker
@@ -309,13 +395,14 @@ class DeliveryEngine:
             log.warning("breaker_opened", destination=lane.name, failures=b.failures)
         else:
             log.info("breaker_state", destination=lane.name, state=b.state.value)
-        task = asyncio.create_task(
-            self.store.save_breaker(lane.name, b.state.value, b.failures, b.opened_at)
+        self._background(
+            asyncio.create_task(
+                self.store.save_breaker(lane.name, b.state.value, b.failures, b.opened_at)
+            )
         )
-        self._background(task)
 
     def _background(self, task: asyncio.Task[Any]) -> None:
-        """Keep a reference (and await it at stop); log its failure."""
+        """Keep a reference (awaited at stop); log its failure."""
         self._background_tasks.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
@@ -325,47 +412,26 @@ class DeliveryEngine:
 
         task.add_done_callback(done)
 
-    # -- recording -------------------------------------------------------------------------------
-    async def _commit_results(self, records: list[AttemptRecord]) -> list[None]:
-        follow_results = await self.store.record(records)
-        touched: set[str] = set()
-        finished = 0
-        for r in records:
-            dest = r.delivery.destination
-            self.metrics.deliveries.labels(dest, r.outcome.value).inc()
-            self.metrics.attempt_seconds.labels(dest).observe(r.duration_ms / 1000)
-            if r.outcome is Outcome.DEAD:
-                self.metrics.dead.labels(dest).inc()
-            if r.outcome is not Outcome.RETRY:
-                finished += 1
-                touched.add(dest)  # the dossier's next delivery may now go
-            elif r.next_attempt_at is not None and dest in self.lanes:
-                self.lanes[dest].schedule_wake(r.next_attempt_at)
-            for f in r.follow_ups:
-                touched.update(dest for _, dest in f.routes)
-        new_follow = sum(res.deliveries for res in follow_results)
-        self.accepted(new_follow - finished)
-        self.wake(touched)
-        if self.plugins.has_outcome_observers:
-            self._background(asyncio.create_task(self._observe(records)))
-        return [None] * len(records)
-
     async def _observe(self, records: list[AttemptRecord]) -> None:
         for r in records:
             try:
                 await self.plugins.delivery_outcome(
-                    r.delivery.id, r.delivery.destination, r.delivery.dossier_key,
-                    r.outcome.value, r.error_message if r.outcome is not Outcome.DELIVERED else None,
+                    r.delivery.id,
+                    r.delivery.destination,
+                    r.delivery.dossier_key,
+                    r.outcome.value,
+                    r.error_message if r.outcome is not Outcome.DELIVERED else None,
                 )
-            except Exception as exc:  # noqa: BLE001 - observers never affect delivery
+            except Exception as exc:
                 log.warning("outcome_observer_failed", error=mask_text(repr(exc)))
 
     # -- housekeeping ----------------------------------------------------------------------------
     async def _load_due(self) -> None:
         """Learn when stored retries are due (after a restart, or scheduled by other nodes)."""
+        now = time.time()
         for dest, at in (await self.store.next_due()).items():
             lane = self.lanes.get(dest)
-            if lane is not None and at > time.time():
+            if lane is not None and at > now:
                 lane.schedule_wake(at)
 
     async def _housekeeping_loop(self) -> None:
@@ -383,6 +449,5 @@ class DeliveryEngine:
                 self.queue_depth = await self.store.queue_depth()
                 self.metrics.queue_depth.set(self.queue_depth)
                 await self._load_due()
-            except Exception as exc:  # noqa: BLE001 - retried at the next sweep
+            except Exception as exc:
                 log.warning("housekeeping_failed", error=mask_text(str(exc)))
-

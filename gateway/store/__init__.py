@@ -3,6 +3,24 @@
 SQLite (WAL, ``synchronous=FULL``) is the embedded default; PostgreSQL serves many nodes.
 """
 
-from gateway.store.store import Store, StoreUnavailable
+from gateway.store.records import (
+    AttemptRecord,
+    ClaimedDelivery,
+    DeliveryFilter,
+    IngestResult,
+    IntakeItem,
+    LogFilter,
+    StoreUnavailable,
+)
+from gateway.store.store import Store
 
-__all__ = ["Store", "StoreUnavailable"]
+__all__ = [
+    "AttemptRecord",
+    "ClaimedDelivery",
+    "DeliveryFilter",
+    "IngestResult",
+    "IntakeItem",
+    "LogFilter",
+    "Store",
+    "StoreUnavailable",
+]

@@ -68,7 +68,11 @@ class Sink:
             return web.Response(status=action[0], headers=action[1], text="scripted")
         if isinstance(action, int):
             return web.Response(status=action, text=f"scripted {action}")
-        if not (self.dedupe and self.seen[key] > 1 and any(a.idempotency_key == key for a in self.accepted)):
+        if not (
+            self.dedupe
+            and self.seen[key] > 1
+            and any(a.idempotency_key == key for a in self.accepted)
+        ):
             self.accepted.append(item)
         return web.json_response({"ok": True})
 

@@ -26,8 +26,19 @@ from gateway.plugins import PluginError, Plugins, plugins_for
 from gateway.routing import RouteTable
 from gateway.store import Store, StoreUnavailable
 from gateway.web import health, inbound
+from gateway.web.admin import setup_admin
 from gateway.web.errors import error_middleware
-from gateway.web.keys import CONFIG, CONNECTORS, ENGINE, INTAKE, METRICS, PLUGINS, SESSION, STORE, need
+from gateway.web.keys import (
+    CONFIG,
+    CONNECTORS,
+    ENGINE,
+    INTAKE,
+    METRICS,
+    PLUGINS,
+    SESSION,
+    STORE,
+    need,
+)
 
 log = get_logger("gateway.app")
 
@@ -58,6 +69,7 @@ def create_app(config: Config, *, plugins: Plugins | None = None) -> web.Applica
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
+    setup_admin(app)
     plugins.add_web_routes(app)
     app.cleanup_ctx.extend([_store_ctx, _session_ctx, _engine_ctx, _pollers_ctx, _jobs_ctx])
     app.on_shutdown.append(_drain)
@@ -92,10 +104,17 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     config, store, plugins = need(app, CONFIG), need(app, STORE), need(app, PLUGINS)
-    intake = Intake(config, store, plugins, RouteTable(config.routes))
+    intake = Intake(config, plugins, RouteTable(config.routes))
     engine = DeliveryEngine(
-        config, store, plugins, need(app, CONNECTORS), intake, need(app, METRICS), need(app, SESSION)
+        config,
+        store,
+        plugins,
+        need(app, CONNECTORS),
+        intake,
+        need(app, METRICS),
+        need(app, SESSION),
     )
+    intake.connect(engine.submit_intake)
     app[INTAKE] = intake
     app[ENGINE] = engine
     await engine.start()
@@ -121,7 +140,7 @@ async def _run_every(name: str, interval: float, fn: Callable[[], Awaitable[None
             await fn()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a failing job runs again next interval
+        except Exception as exc:
             log.error("job_failed", job=name, error=mask_text(repr(exc)))
         await asyncio.sleep(interval)
 

@@ -15,7 +15,9 @@ log = get_logger("gateway.web")
 class ApiError(Exception):
     """A readable failure with an HTTP status and a machine code."""
 
-    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -23,7 +25,9 @@ class ApiError(Exception):
         self.retry_after = retry_after
 
 
-def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, retry_after: int | None = None
+) -> web.Response:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return web.Response(
         status=status,
@@ -34,8 +38,13 @@ def error_response(status: int, code: str, message: str, retry_after: int | None
 
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
 }
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -47,8 +56,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message, exc.retry_after)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(413, "too_large", f"body larger than {exc.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app._client_max_size
+        return error_response(413, "too_large", f"body larger than the limit of {limit} bytes")
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise

@@ -34,26 +34,38 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
     if system_cfg is None:
         raise ApiError(404, "unknown_system", f"no system named {system!r} is configured")
     if system_cfg.inbound_secret is None:
-        raise ApiError(404, "no_inbound", f"system {system!r} has no inbound_secret: it cannot push")
+        raise ApiError(
+            404, "no_inbound", f"system {system!r} has no inbound_secret: it cannot push"
+        )
     if engine.draining:
-        raise ApiError(503, "shutting_down", "the gateway is shutting down; send again later", retry_after=5)
+        raise ApiError(
+            503, "shutting_down", "the gateway is shutting down; send again later", retry_after=5
+        )
     connector = need(app, CONNECTORS)[system]
     ctype = request.content_type.lower()
     if ctype not in connector.content_types:
         wanted = " or ".join(connector.content_types)
-        raise ApiError(415, "unsupported_media_type", f"Content-Type must be {wanted}, not {ctype or 'missing'}")
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type must be {wanted}, not {ctype or 'missing'}",
+        )
     body = await request.read()
     try:
         verify(
-            system_cfg.inbound_secret.get_secret_value(), body, request.headers,
+            system_cfg.inbound_secret.get_secret_value(),
+            body,
+            request.headers,
             max_skew=config.limits.max_clock_skew,
         )
     except SignatureError as exc:
         raise ApiError(401, "bad_signature", str(exc)) from None
     if engine.queue_depth >= config.limits.queue_bound:
         raise ApiError(
-            503, "queue_full",
-            f"{engine.queue_depth} deliveries are waiting (bound {config.limits.queue_bound}); send again later",
+            503,
+            "queue_full",
+            f"{engine.queue_depth} deliveries are waiting (bound {config.limits.queue_bound}); "
+            "send again later",
             retry_after=30,
         )
     try:
@@ -63,8 +75,10 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
     except Exception as exc:
         log.error("parse_raised", system=system, error=mask_text(repr(exc)))
         raise ApiError(
-            500, "plugin_error",
-            f"connector {system_cfg.plugin!r} failed to read the body ({type(exc).__name__}); nothing was stored",
+            500,
+            "plugin_error",
+            f"connector {system_cfg.plugin!r} failed to read the body ({type(exc).__name__}); "
+            "nothing was stored",
         ) from None
     intake = need(app, INTAKE)
     items, rejected = await intake.prepare(system, parsed)
@@ -72,11 +86,17 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
         answer = await intake.commit(items, rejected)
     except StoreUnavailable as exc:
         log.error("intake_store_unavailable", system=system, error=str(exc))
-        raise ApiError(503, "store_unavailable", f"cannot store now: {exc}; nothing was stored", retry_after=5) from None
+        raise ApiError(
+            503, "store_unavailable", f"cannot store now: {exc}; nothing was stored", retry_after=5
+        ) from None
     engine.accepted(answer.new_deliveries)
     engine.wake(answer.destinations)
     metrics = need(app, METRICS)
-    for result, entries in (("accepted", answer.accepted), ("duplicate", answer.duplicates), ("rejected", answer.rejected)):
+    for result, entries in (
+        ("accepted", answer.accepted),
+        ("duplicate", answer.duplicates),
+        ("rejected", answer.rejected),
+    ):
         if entries:
             metrics.intake.labels(system, result).inc(len(entries))
     return web.json_response(answer.as_json(), status=202, dumps=_dumps)

@@ -37,6 +37,6 @@ def need(app: web.Application, key: web.AppKey[T]) -> T:
         return app[key]
     except KeyError:
         raise SetupError(
-            f"app[{key.name!r}] is not set: build the app with gateway.web.app.create_app() "
+            f"{key!r} is not set: build the app with gateway.web.app.create_app() "
             "and start it (the key is set when the app starts)"
         ) from None

@@ -22,7 +22,9 @@ async def push(client: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def deliveries(client: Any, **flt: Any) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = await client.app[STORE].list_deliveries(DeliveryFilter(**flt), limit=1000)
+    rows: list[dict[str, Any]] = await client.app[STORE].list_deliveries(
+        DeliveryFilter(**flt), limit=1000
+    )
     return rows
 
 
@@ -72,7 +74,9 @@ async def test_stall_past_read_timeout_is_retried(gateway_factory: Any, sink: An
     assert time.monotonic() - started < 5
 
 
-async def test_4xx_dead_letters_at_once_and_operator_retry_delivers(gateway_factory: Any, sink: Any) -> None:
+async def test_4xx_dead_letters_at_once_and_operator_retry_delivers(
+    gateway_factory: Any, sink: Any
+) -> None:
     received, _ = sink
     refuse = {"on": True}
     received.behaviour = lambda req, seen: 400 if refuse["on"] else None
@@ -106,7 +110,9 @@ async def test_429_retry_after_is_honoured(gateway_factory: Any, sink: Any) -> N
 async def test_deadline_dead_letters_with_last_error(gateway_factory: Any, sink: Any) -> None:
     received, _ = sink
     received.behaviour = lambda req, seen: 503
-    client = await gateway_factory(dst={"retry": {"initial": 0.05, "max": 0.1, "jitter": 0, "deadline": 0.5}})
+    client = await gateway_factory(
+        dst={"retry": {"initial": 0.05, "max": 0.1, "jitter": 0, "deadline": 0.5}}
+    )
     await push(client, [{"id": "X", "key": "X"}])
     await wait_for(lambda: all_status(client, "dead", 1), what="dead after deadline")
     dead = (await deliveries(client))[0]
@@ -114,7 +120,9 @@ async def test_deadline_dead_letters_with_last_error(gateway_factory: Any, sink:
     assert "HTTP 503" in dead["last_error"]
 
 
-async def test_order_per_dossier_under_retries_without_holding_up_others(gateway_factory: Any, sink: Any) -> None:
+async def test_order_per_dossier_under_retries_without_holding_up_others(
+    gateway_factory: Any, sink: Any
+) -> None:
     received, _ = sink
     # the first revision of dossier A fails three times; its later revisions must wait for it,
     # dossier B must not
@@ -139,13 +147,18 @@ async def test_order_per_dossier_under_retries_without_holding_up_others(gateway
     assert order.index(("B", 1)) < order.index(("A", 2))  # B was not held up by A's retries
 
 
-async def test_breaker_opens_then_half_opens_with_one_trial(gateway_factory: Any, sink: Any) -> None:
+async def test_breaker_opens_then_half_opens_with_one_trial(
+    gateway_factory: Any, sink: Any
+) -> None:
     received, _ = sink
     down = {"on": True}
     received.behaviour = lambda req, seen: 503 if down["on"] else None
     client = await gateway_factory(
-        dst={"breaker": {"failures": 3, "reset_after": 0.6}, "concurrency": 1,
-             "retry": {"initial": 0.01, "max": 0.02, "jitter": 0, "deadline": 60}}
+        dst={
+            "breaker": {"failures": 3, "reset_after": 0.6},
+            "concurrency": 1,
+            "retry": {"initial": 0.01, "max": 0.02, "jitter": 0, "deadline": 60},
+        }
     )
     await push(client, [{"id": f"K{i}", "key": f"K{i}"} for i in range(3)])
     lane = client.app[ENGINE].lanes["dst"]
@@ -177,11 +190,15 @@ async def test_dedupe_and_revisions(gateway_factory: Any, sink: Any) -> None:
     assert revisions == [1, 2]
 
 
-async def test_restart_resumes_the_stored_schedule(tmp_path: Any, aiohttp_client: Any, sink: Any) -> None:
+async def test_restart_resumes_the_stored_schedule(
+    tmp_path: Any, aiohttp_client: Any, sink: Any
+) -> None:
     received, server = sink
     received.behaviour = lambda req, seen: 503 if seen == 1 else None
     url = str(server.make_url("")).rstrip("/")
-    config = make_config(tmp_path, url, dst={"retry": {"initial": 1.5, "max": 2, "jitter": 0, "deadline": 60}})
+    config = make_config(
+        tmp_path, url, dst={"retry": {"initial": 1.5, "max": 2, "jitter": 0, "deadline": 60}}
+    )
     client = await aiohttp_client(create_app(config))
     await push(client, [{"id": "P", "key": "P"}])
     await wait_for(lambda: len(received.received) == 1, what="first attempt")
@@ -191,7 +208,9 @@ async def test_restart_resumes_the_stored_schedule(tmp_path: Any, aiohttp_client
     assert row["status"] == "pending" and row["next_attempt_at"] > time.time()
 
     client2 = await aiohttp_client(create_app(config))
-    await wait_for(lambda: all_status(client2, "delivered", 1), timeout=6, what="delivered after restart")
+    await wait_for(
+        lambda: all_status(client2, "delivered", 1), timeout=6, what="delivered after restart"
+    )
     resumed = (await log_rows(client2))[-1]
     assert resumed["attempt"] == 2
     assert resumed["at"] >= row["next_attempt_at"] - 0.05  # not before the stored time
@@ -216,19 +235,30 @@ async def test_queue_bound_answers_503_and_stores_nothing(gateway_factory: Any, 
     assert {r["ref"] for r in await deliveries(client)} == {"Q1", "Q2"}
 
 
-async def test_slow_destination_does_not_slow_others(tmp_path: Any, aiohttp_client: Any, aiohttp_server: Any) -> None:
+async def test_slow_destination_does_not_slow_others(
+    tmp_path: Any, aiohttp_client: Any, aiohttp_server: Any
+) -> None:
     from gateway.testing.sink import Sink
 
     slow, fast = Sink(), Sink()
     slow.behaviour = lambda req, seen: "stall"
     slow_server, fast_server = await aiohttp_server(slow.app()), await aiohttp_server(fast.app())
     config = make_config(
-        tmp_path, str(fast_server.make_url("")).rstrip("/"),
+        tmp_path,
+        str(fast_server.make_url("")).rstrip("/"),
         systems={
             "src": {"plugin": "http_json", "inbound_secret": "test-secret", "key_field": "key"},
-            "dst": {"plugin": "http_json", "base_url": str(fast_server.make_url("")).rstrip("/"), "concurrency": 2},
-            "slow": {"plugin": "http_json", "base_url": str(slow_server.make_url("")).rstrip("/"),
-                     "concurrency": 2, "timeout": {"connect": 1, "read": 30}},
+            "dst": {
+                "plugin": "http_json",
+                "base_url": str(fast_server.make_url("")).rstrip("/"),
+                "concurrency": 2,
+            },
+            "slow": {
+                "plugin": "http_json",
+                "base_url": str(slow_server.make_url("")).rstrip("/"),
+                "concurrency": 2,
+                "timeout": {"connect": 1, "read": 30},
+            },
         },
         routes=[{"from": "src", "event": "message.received", "to": ["slow", "dst"]}],
     )

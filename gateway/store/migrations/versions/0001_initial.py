@@ -117,5 +117,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("poll_cursors", "audit_log", "breakers", "delivery_log", "deliveries", "messages"):
+    for table in (
+        "poll_cursors",
+        "audit_log",
+        "breakers",
+        "delivery_log",
+        "deliveries",
+        "messages",
+    ):
         op.drop_table(table)

@@ -1,0 +1,147 @@
+"""What goes into and comes out of the store: plain dataclasses, no SQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.model import Message, Outcome, canonical_json
+
+GENESIS = "0" * 64
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take writes now (locked too long, disk full, unreachable)."""
+
+
+@dataclass(slots=True)
+class IntakeItem:
+    """A message on its way into the store with the destinations its routes name."""
+
+    message: Message
+    routes: list[tuple[str, str]]
+    deadlines: dict[str, float]
+    parent_delivery_id: int | None = None
+
+
+@dataclass(slots=True)
+class IngestResult:
+    ref: str
+    uid: str
+    duplicate: bool
+    deliveries: int
+
+
+@dataclass(slots=True)
+class ClaimedDelivery:
+    """A delivery leased to this node, with what is needed to render and send it."""
+
+    id: int
+    destination: str
+    route: str
+    dossier_key: str
+    attempts: int
+    created_at: float
+    deadline_at: float
+    idempotency_key: str
+    message_uid: str
+    source: str
+    event: str
+    external_id: str
+    ref: str
+    procedure: str | None
+    revision: int
+    payload: str
+
+    def message(self) -> Message:
+        return Message(
+            event=self.event,
+            external_id=self.external_id,
+            payload=json.loads(self.payload),
+            dossier_key=self.dossier_key,
+            procedure=self.procedure,
+            source=self.source,
+            ref=self.ref,
+            revision=self.revision,
+        )
+
+
+@dataclass(slots=True)
+class AttemptRecord:
+    """The outcome of one attempt, to be logged and applied to its delivery."""
+
+    delivery: ClaimedDelivery
+    outcome: Outcome
+    started_at: float
+    duration_ms: float
+    http_status: int | None = None
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    error_class: str | None = None
+    error_message: str | None = None
+    next_attempt_at: float | None = None
+    follow_ups: list[IntakeItem] = field(default_factory=list)
+
+    @property
+    def attempt(self) -> int:
+        return self.delivery.attempts + 1
+
+
+@dataclass(slots=True)
+class CycleResult:
+    """What one write cycle committed."""
+
+    ingested: list[IngestResult]
+    follow_ups: list[IngestResult]
+    claimed: dict[str, list[ClaimedDelivery]]
+
+
+@dataclass(slots=True, frozen=True)
+class LogFilter:
+    system: str | None = None
+    outcome: str | None = None
+    dossier: str | None = None
+    since: float | None = None
+    until: float | None = None
+    delivery_id: int | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class DeliveryFilter:
+    status: str | None = None
+    destination: str | None = None
+    dossier: str | None = None
+
+
+def log_hash(prev: str, row: dict[str, Any]) -> str:
+    """The hash of one delivery-log row, chained to the previous row's hash."""
+    fields = (
+        prev,
+        row["chain"],
+        row["seq"],
+        repr(float(row["at"])),
+        row["delivery_id"],
+        row["dossier_key"],
+        row["source"],
+        row["destination"],
+        row["route"],
+        row["attempt"],
+        row["outcome"],
+        row["http_status"],
+        repr(float(row["duration_ms"])),
+        row["bytes_sent"],
+        row["bytes_received"],
+        row["error_class"],
+        row["error_message"],
+        None if row["next_attempt_at"] is None else repr(float(row["next_attempt_at"])),
+        row["node"],
+        row["actor"],
+    )
+    return hashlib.sha256(canonical_json(list(fields))).hexdigest()
+
+
+def idempotency_key(message_uid: str, destination: str) -> str:
+    """Stable per message x destination: every resend carries the same key."""
+    return f"{message_uid}-{hashlib.sha256(destination.encode()).hexdigest()[:16]}"

@@ -1,0 +1,431 @@
+"""Every write the gateway makes, as plain synchronous SQLAlchemy Core on one connection.
+
+The same functions run in the SQLite writer thread and, through ``AsyncConnection.run_sync``,
+on PostgreSQL (see :class:`gateway.store.Store`). Each is called inside a transaction the
+store opened; none commits.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, bindparam, exists, insert, select, update
+from sqlalchemy.engine import Connection
+
+from gateway.model import DeliveryStatus, Outcome
+from gateway.store.records import (
+    GENESIS,
+    AttemptRecord,
+    ClaimedDelivery,
+    CycleResult,
+    IngestResult,
+    IntakeItem,
+    idempotency_key,
+    log_hash,
+)
+from gateway.store.tables import (
+    audit_log,
+    breakers,
+    deliveries,
+    delivery_log,
+    messages,
+    poll_cursors,
+)
+
+ACTIVE = (DeliveryStatus.PENDING.value, DeliveryStatus.IN_FLIGHT.value)
+DEFAULT_DEADLINE = 259_200.0
+
+ChainHead = tuple[int, str]
+
+
+class Writer:
+    """Write operations of one node (its id names its leases and its delivery-log chain).
+
+    The head of the node's log chain is cached between transactions: only this node appends
+    to its chain. The cache moves forward only when the store reports a commit
+    (:meth:`committed`), so a rolled-back transaction never leaves it ahead of the table.
+    """
+
+    def __init__(self, node_id: str, *, skip_locked: bool) -> None:
+        self.node_id = node_id
+        self.skip_locked = skip_locked
+        self._head: ChainHead | None = None
+        self._pending_head: ChainHead | None = None
+
+    def committed(self) -> None:
+        if self._pending_head is not None:
+            self._head = self._pending_head
+            self._pending_head = None
+
+    def rolled_back(self) -> None:
+        self._pending_head = None
+        self._head = None  # re-read from the table next time
+
+    # -- the engine's cycle ----------------------------------------------------------------------
+    def cycle(
+        self,
+        conn: Connection,
+        items: Sequence[IntakeItem],
+        records: Sequence[AttemptRecord],
+        wanted: dict[str, int],
+        lease_seconds: float,
+        now: float,
+    ) -> CycleResult:
+        ingested = ingest(conn, items, now) if items else []
+        follow = self.record(conn, records, now) if records else []
+        claimed = {
+            dest: self.claim(conn, dest, n, lease_seconds, now) for dest, n in wanted.items()
+        }
+        return CycleResult(ingested, follow, claimed)
+
+    def claim(
+        self, conn: Connection, destination: str, limit: int, lease_seconds: float, now: float
+    ) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries for ``destination``, oldest first, skipping any
+        whose earlier sibling (same dossier, same destination) is still pending or in flight."""
+        d, e = deliveries, deliveries.alias("earlier")
+        blocked = exists().where(
+            e.c.dossier_key == d.c.dossier_key,
+            e.c.destination == d.c.destination,
+            e.c.id < d.c.id,
+            e.c.status.in_(ACTIVE),
+        )
+        due: Select[Any] = (
+            select(d.c.id)
+            .where(
+                d.c.destination == destination,
+                d.c.status == DeliveryStatus.PENDING.value,
+                d.c.next_attempt_at <= now,
+                ~blocked,
+            )
+            .order_by(d.c.id)
+            .limit(limit)
+        )
+        if self.skip_locked:
+            due = due.with_for_update(skip_locked=True, of=d)
+        lease = (
+            update(d)
+            .where(d.c.id.in_(due.scalar_subquery()))
+            .values(
+                status=DeliveryStatus.IN_FLIGHT.value,
+                lease_owner=self.node_id,
+                lease_expires_at=now + lease_seconds,
+                updated_at=now,
+            )
+            .returning(d.c.id)
+        )
+        ids = conn.execute(lease).scalars().all()
+        if not ids:
+            return []
+        rows = conn.execute(claimed_select().where(d.c.id.in_(ids)).order_by(d.c.id))
+        return [ClaimedDelivery(**row._mapping) for row in rows]
+
+    def record(
+        self, conn: Connection, records: Sequence[AttemptRecord], now: float
+    ) -> list[IngestResult]:
+        """Log attempts (hash-chained), apply their outcomes, ingest their follow-ups."""
+        self.append_log(conn, [log_row(r, self.node_id, now) for r in records])
+        apply_outcomes(conn, records, now)
+        follow = [f for r in records for f in r.follow_ups]
+        return ingest(conn, follow, now) if follow else []
+
+    # -- operator actions --------------------------------------------------------------------------
+    def retry_dead(
+        self, conn: Connection, ids: Sequence[int] | None, actor: str, now: float, extend: float
+    ) -> list[int]:
+        query = claimed_select().where(deliveries.c.status == DeliveryStatus.DEAD.value)
+        if ids is not None:
+            query = query.where(deliveries.c.id.in_(list(ids)))
+        rows = [
+            ClaimedDelivery(**r._mapping) for r in conn.execute(query.order_by(deliveries.c.id))
+        ]
+        if not rows:
+            return []
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_([r.id for r in rows]))
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=now,
+                deadline_at=now + extend,
+                updated_at=now,
+            )
+        )
+        replays = [
+            log_row(
+                AttemptRecord(delivery=r, outcome=Outcome.DEAD, started_at=now, duration_ms=0.0),
+                self.node_id,
+                now,
+                outcome="replayed",
+                actor=actor,
+                attempt=r.attempts,
+            )
+            for r in rows
+        ]
+        self.append_log(conn, replays)
+        audit(conn, [(actor, "retry", f"delivery:{r.id}", "") for r in rows], now)
+        return [r.id for r in rows]
+
+    def append_log(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        head = self._pending_head or self._head
+        if head is None:
+            found = conn.execute(
+                select(delivery_log.c.seq, delivery_log.c.hash)
+                .where(delivery_log.c.chain == self.node_id)
+                .order_by(delivery_log.c.seq.desc())
+                .limit(1)
+            ).first()
+            head = (found.seq, found.hash) if found else (0, GENESIS)
+        seq, prev = head
+        for row in rows:
+            seq += 1
+            row["chain"] = self.node_id
+            row["seq"] = seq
+            row["prev_hash"] = prev
+            row["hash"] = prev = log_hash(prev, row)
+        conn.execute(insert(delivery_log), rows)
+        self._pending_head = (seq, prev)
+
+
+def claimed_select() -> Select[Any]:
+    d, m = deliveries, messages
+    return select(
+        d.c.id,
+        d.c.destination,
+        d.c.route,
+        d.c.dossier_key,
+        d.c.attempts,
+        d.c.created_at,
+        d.c.deadline_at,
+        d.c.idempotency_key,
+        m.c.uid.label("message_uid"),
+        m.c.source,
+        m.c.event,
+        m.c.external_id,
+        m.c.ref,
+        m.c.procedure,
+        m.c.revision,
+        m.c.payload,
+    ).join(m, m.c.id == d.c.message_id)
+
+
+def log_row(
+    r: AttemptRecord,
+    node: str,
+    now: float,
+    *,
+    outcome: str | None = None,
+    actor: str | None = None,
+    attempt: int | None = None,
+) -> dict[str, Any]:
+    dlv = r.delivery
+    return {
+        "at": now,
+        "delivery_id": dlv.id,
+        "dossier_key": dlv.dossier_key,
+        "source": dlv.source,
+        "destination": dlv.destination,
+        "route": dlv.route,
+        "attempt": r.attempt if attempt is None else attempt,
+        "outcome": outcome or r.outcome.value,
+        "http_status": r.http_status,
+        "duration_ms": round(r.duration_ms, 3),
+        "bytes_sent": r.bytes_sent,
+        "bytes_received": r.bytes_received,
+        "error_class": r.error_class,
+        "error_message": r.error_message,
+        "next_attempt_at": r.next_attempt_at,
+        "node": node,
+        "actor": actor,
+    }
+
+
+def apply_outcomes(conn: Connection, records: Sequence[AttemptRecord], now: float) -> None:
+    d = deliveries
+    not_done = d.c.status != DeliveryStatus.DELIVERED.value
+    by_outcome: dict[Outcome, list[dict[str, Any]]] = {}
+    for r in records:
+        by_outcome.setdefault(r.outcome, []).append(
+            {
+                "b_id": r.delivery.id,
+                "b_attempts": r.attempt,
+                "b_status": r.http_status,
+                "b_error": r.error_message,
+                "b_next": r.next_attempt_at if r.next_attempt_at is not None else now,
+            }
+        )
+    common = {
+        "attempts": bindparam("b_attempts"),
+        "last_status": bindparam("b_status"),
+        "last_error": bindparam("b_error"),
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    status_for: dict[Outcome, dict[str, Any]] = {
+        Outcome.DELIVERED: {"status": DeliveryStatus.DELIVERED.value, "delivered_at": now},
+        Outcome.RETRY: {
+            "status": DeliveryStatus.PENDING.value,
+            "next_attempt_at": bindparam("b_next"),
+        },
+        Outcome.DEAD: {"status": DeliveryStatus.DEAD.value},
+    }
+    for outcome, params in by_outcome.items():
+        stmt = (
+            update(d)
+            .where(d.c.id == bindparam("b_id"), not_done)
+            .values(**common, **status_for[outcome])
+        )
+        conn.execute(stmt, params)
+
+
+def ingest(conn: Connection, items: Sequence[IntakeItem], now: float) -> list[IngestResult]:
+    """Store messages and their deliveries; a message seen before (same source, external id
+    and content hash) is answered as a duplicate with its first id."""
+    if not items:
+        return []
+    known, revisions = _known(conn, items)
+    results: list[IngestResult] = []
+    new_rows: list[dict[str, Any]] = []
+    new_items: list[IntakeItem] = []
+    for it in items:
+        msg = it.message
+        digest = msg.content_hash
+        dedupe_key = (msg.source, msg.external_id, digest)
+        if dedupe_key in known:
+            results.append(IngestResult(msg.ref, known[dedupe_key], True, 0))
+            continue
+        rev_key = (msg.source, msg.external_id)
+        revisions[rev_key] = revisions.get(rev_key, 0) + 1
+        msg.revision = revisions[rev_key]
+        uid = uuid.uuid4().hex
+        known[dedupe_key] = uid
+        new_rows.append(
+            {
+                "uid": uid,
+                "source": msg.source,
+                "event": msg.event,
+                "external_id": msg.external_id,
+                "ref": msg.ref,
+                "dossier_key": msg.dossier_key,
+                "procedure": msg.procedure,
+                "revision": msg.revision,
+                "content_hash": digest,
+                "payload": msg.canonical_payload().decode(),
+                "received_at": now,
+                "parent_delivery_id": it.parent_delivery_id,
+            }
+        )
+        new_items.append(it)
+        results.append(IngestResult(msg.ref, uid, False, len(it.routes)))
+    if new_rows:
+        _insert_new(conn, new_rows, new_items, now)
+    return results
+
+
+def _known(
+    conn: Connection, items: Sequence[IntakeItem]
+) -> tuple[dict[tuple[str, str, str], str], dict[tuple[str, str], int]]:
+    """Messages already stored under the items' (source, external id): for dedupe and revisions."""
+    m = messages
+    by_source: dict[str, set[str]] = {}
+    for it in items:
+        by_source.setdefault(it.message.source, set()).add(it.message.external_id)
+    known: dict[tuple[str, str, str], str] = {}
+    revisions: dict[tuple[str, str], int] = {}
+    for source, ext_ids in by_source.items():
+        rows = conn.execute(
+            select(m.c.source, m.c.external_id, m.c.content_hash, m.c.uid).where(
+                m.c.source == source, m.c.external_id.in_(list(ext_ids))
+            )
+        )
+        for row in rows:
+            known[(row.source, row.external_id, row.content_hash)] = row.uid
+            key = (row.source, row.external_id)
+            revisions[key] = revisions.get(key, 0) + 1
+    return known, revisions
+
+
+def _insert_new(
+    conn: Connection, rows: list[dict[str, Any]], items: list[IntakeItem], now: float
+) -> None:
+    m = messages
+    ids = (
+        conn.execute(insert(m).returning(m.c.id, sort_by_parameter_order=True), rows)
+        .scalars()
+        .all()
+    )
+    delivery_rows = [
+        {
+            "message_id": mid,
+            "destination": dest,
+            "route": route,
+            "dossier_key": it.message.dossier_key,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+            "deadline_at": now + it.deadlines.get(dest, DEFAULT_DEADLINE),
+            "idempotency_key": idempotency_key(row["uid"], dest),
+        }
+        for mid, row, it in zip(ids, rows, items, strict=True)
+        for route, dest in it.routes
+    ]
+    if delivery_rows:
+        conn.execute(insert(deliveries), delivery_rows)
+
+
+def release(conn: Connection, where: Any) -> int:
+    result = conn.execute(
+        update(deliveries)
+        .where(where)
+        .values(status=DeliveryStatus.PENDING.value, lease_owner=None, lease_expires_at=None)
+    )
+    return int(result.rowcount or 0)
+
+
+def audit(
+    conn: Connection, entries: Sequence[tuple[str, str, str, str]], now: float | None = None
+) -> None:
+    at = time.time() if now is None else now
+    conn.execute(
+        insert(audit_log),
+        [
+            {"at": at, "actor": a, "action": act, "target": t, "detail": d}
+            for a, act, t, d in entries
+        ],
+    )
+
+
+def upsert(conn: Connection, table: Any, key: str, key_value: str, values: dict[str, Any]) -> None:
+    """Update the row whose ``key`` is ``key_value``, or insert it (portable across databases)."""
+    result = conn.execute(update(table).where(table.c[key] == key_value).values(**values))
+    if not result.rowcount:
+        conn.execute(insert(table).values(**{key: key_value, **values}))
+
+
+def save_breaker(
+    conn: Connection, destination: str, state: str, failures: int, opened_at: float | None
+) -> None:
+    upsert(
+        conn,
+        breakers,
+        "destination",
+        destination,
+        {"state": state, "failures": failures, "opened_at": opened_at, "updated_at": time.time()},
+    )
+
+
+def set_cursor(conn: Connection, system: str, cursor: str | None) -> None:
+    upsert(conn, poll_cursors, "system", system, {"cursor": cursor, "updated_at": time.time()})
+
+
+def prune_log(conn: Connection, before: float) -> int:
+    result = conn.execute(delivery_log.delete().where(delivery_log.c.at < before))
+    return int(result.rowcount or 0)
