@@ -183,7 +183,9 @@ def _resolve_secrets(value: Any, path: Path, key: str) -> Any:
 
 def _first_error(exc: ValidationError, path: Path) -> ConfigError:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"])
+    key = ""
+    for part in err["loc"]:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key"

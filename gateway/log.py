@@ -47,6 +47,8 @@ def mask_text(text: str) -> str:
 
 
 def mask_value(key: str, value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and key in ID_FIELDS:
+        value = str(value)
     if isinstance(value, str):
         if key in NAME_FIELDS:
             return mask_name(value)

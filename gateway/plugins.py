@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 
 from gateway import PROJECT_NAME, hookspecs
+from gateway.log import get_logger, mask_text
+
+log = get_logger("gateway.plugins")
 
 if TYPE_CHECKING:
     import click
@@ -73,6 +76,7 @@ class Plugins:
 
     pm: pluggy.PluginManager
     load_errors: list[LoadError] = field(default_factory=list)
+    blocked: set[str] = field(default_factory=set)
     origins: dict[str, str] = field(default_factory=dict)
     _connectors: dict[str, Registered] | None = None
     _simulators: dict[str, Registered] | None = None
@@ -108,6 +112,8 @@ class Plugins:
 
     def connector_factory(self, plugin: str) -> ConnectorFactory:
         registered = self.connectors().get(plugin)
+        if registered is None and plugin in self.blocked:
+            raise PluginError(f"connector plugin {plugin!r} is disabled by {DISABLE_ENV}")
         if registered is None:
             reason = next((e.reason for e in self.load_errors if e.name == plugin), None)
             known = ", ".join(sorted(self.connectors())) or "none"
@@ -173,7 +179,8 @@ class Plugins:
         return errors
 
     async def transform(self, message: Message, system: str) -> Message:
-        for impl in reversed(self.pm.hook.gateway_transform_message.get_hookimpls()):
+        # registration order, each transform receiving the previous one's result
+        for impl in self.pm.hook.gateway_transform_message.get_hookimpls():
             value: Any = impl.function(message=message, system=system)
             result: Message | None = await await_me_maybe(value)
             if result is not None:
@@ -183,14 +190,23 @@ class Plugins:
     async def delivery_outcome(
         self, delivery_id: int, destination: str, dossier_key: str, outcome: str, error: str | None
     ) -> None:
-        for result in self.pm.hook.gateway_delivery_outcome(
-            delivery_id=delivery_id,
-            destination=destination,
-            dossier_key=dossier_key,
-            outcome=outcome,
-            error=error,
-        ):
-            await await_me_maybe(result)
+        """Tell every observer; one that raises is logged and the others are still told."""
+        for impl in self.pm.hook.gateway_delivery_outcome.get_hookimpls():
+            try:
+                value: Any = impl.function(
+                    delivery_id=delivery_id,
+                    destination=destination,
+                    dossier_key=dossier_key,
+                    outcome=outcome,
+                    error=error,
+                )
+                await await_me_maybe(value)
+            except Exception as exc:
+                log.warning(
+                    "outcome_observer_failed",
+                    plugin=self.pm.get_name(impl.plugin),
+                    error=mask_text(repr(exc)),
+                )
 
     @property
     def has_outcome_observers(self) -> bool:
@@ -254,7 +270,7 @@ def build_plugins(
     blocked = blocked_names(env)
     for name in blocked:
         pm.set_blocked(name)
-    plugins = Plugins(pm)
+    plugins = Plugins(pm, blocked=blocked)
     if load_entry_points:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in blocked or pm.has_plugin(ep.name):
@@ -278,13 +294,22 @@ def build_plugins(
                 plugins.load_errors.append(LoadError(path.stem, f"drop-in {path}", _reason(exc)))
     for name, plugin in extra:
         if name not in blocked:
-            pm.register(plugin, name=name)
+            try:
+                pm.register(plugin, name=name)
+            except pluggy.PluginValidationError as exc:
+                raise PluginError(f"plugin {name!r}: {_one_line(exc)}") from None
             plugins.origins[name] = "registered in code"
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginError(str(exc)) from None
     return plugins
+
+
+def _one_line(exc: BaseException) -> str:
+    """A multi-line exception message (pluggy's validation errors) as one readable line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
 
 
 def _reason(exc: BaseException) -> str:

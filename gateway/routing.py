@@ -32,9 +32,7 @@ class RouteTable:
     """Routes from config. A message may match several routes; each destination once."""
 
     def __init__(self, routes: list[RouteConfig]) -> None:
-        self.routes = [
-            Route(r.from_, r.event, r.procedure, tuple(r.to)) for r in routes
-        ]
+        self.routes = [Route(r.from_, r.event, r.procedure, tuple(r.to)) for r in routes]
         self._by_key: dict[tuple[str, str], list[Route]] = {}
         for route in self.routes:
             self._by_key.setdefault((route.source, route.event), []).append(route)

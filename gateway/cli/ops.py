@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,9 +105,12 @@ def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
     delivery, attempts = run(with_store(config, fetch))
     if delivery is None:
         raise click.ClickException(f"no delivery with id {delivery_id}")
-    import json
-
     delivery["payload"] = mask_payload(json.loads(delivery["payload"]))
+    if delivery.get("last_error"):
+        delivery["last_error"] = mask_text(delivery["last_error"])
+    for attempt in attempts:
+        if attempt.get("error_message"):
+            attempt["error_message"] = mask_text(attempt["error_message"])
     attempts.reverse()
     if as_json:
         echo_json({"delivery": delivery, "attempts": attempts})

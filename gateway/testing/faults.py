@@ -87,7 +87,9 @@ class FaultState:
         p = self.profile
         if p.blackout_every <= 0 or p.blackout_for <= 0:
             return False
-        return (time.monotonic() - self.started) % p.blackout_every >= p.blackout_every - p.blackout_for
+        return (
+            time.monotonic() - self.started
+        ) % p.blackout_every >= p.blackout_every - p.blackout_for
 
     def with_profile(self, profile: FaultProfile) -> FaultState:
         return replace(self, profile=profile, burst_left=0)
@@ -130,7 +132,7 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def _drip(request: web.Request, response: web.Response, bandwidth: int) -> web.StreamResponse:
     body = response.body
-    assert isinstance(body, bytes)  # noqa: S101 - web.Response bodies built from bytes/text
+    assert isinstance(body, bytes)
     stream = web.StreamResponse(status=response.status, headers=response.headers)
     stream.content_length = len(body)
     await stream.prepare(request)
@@ -142,7 +144,9 @@ async def _drip(request: web.Request, response: web.Response, bandwidth: int) ->
     return stream
 
 
-def install_faults(app: web.Application, profile: FaultProfile | str = "none", seed: int | None = None) -> FaultState:
+def install_faults(
+    app: web.Application, profile: FaultProfile | str = "none", seed: int | None = None
+) -> FaultState:
     """Put the fault middleware on a simulator app (before it starts)."""
     if isinstance(profile, str):
         profile = get_profile(profile)

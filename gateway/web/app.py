@@ -50,7 +50,8 @@ def build_connectors(config: Config, plugins: Plugins) -> dict[str, Connector]:
         try:
             connectors[name] = plugins.build_connector(system)
         except PluginError as exc:
-            raise PluginError(f"{config.path}: systems.{name}.plugin: {exc}") from None
+            where = "" if str(exc).startswith(f"systems.{name}.") else f"systems.{name}.plugin: "
+            raise PluginError(f"{config.path}: {where}{exc}") from None
     return connectors
 
 

@@ -17,11 +17,12 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         await store.ping()
         missing = await store.pending_migrations(need(request.app, PLUGINS).migration_dirs())
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:
         return web.json_response({"status": "unavailable", "store": str(exc)[:200]}, status=503)
     if missing:
         return web.json_response(
-            {"status": "unavailable", "migrations": f"not applied: {', '.join(sorted(missing))}"}, status=503
+            {"status": "unavailable", "migrations": f"not applied: {', '.join(sorted(missing))}"},
+            status=503,
         )
     if need(request.app, ENGINE).draining:
         return web.json_response({"status": "draining"}, status=503)

@@ -48,7 +48,7 @@ class HttpJsonConnector(Connector):
         if isinstance(items, dict):
             items = [items]
         if not isinstance(items, list):
-            raise BadRequest("body must be a JSON object, a list of objects, or {\"data\": [...]}")
+            raise BadRequest('body must be a JSON object, a list of objects, or {"data": [...]}')
         result = ParseResult()
         opts = self.options
         for i, item in enumerate(items):
@@ -58,7 +58,9 @@ class HttpJsonConnector(Connector):
                 continue
             ext_id = item.get(opts.id_field)
             if not isinstance(ext_id, str | int) or isinstance(ext_id, bool) or str(ext_id) == "":
-                result.rejected.append(Rejection(ref, (f"{opts.id_field}: missing or not a string",)))
+                result.rejected.append(
+                    Rejection(ref, (f"{opts.id_field}: missing or not a string",))
+                )
                 continue
             key = item.get(opts.key_field) if opts.key_field else None
             proc = item.get(opts.procedure_field) if opts.procedure_field else None
@@ -93,5 +95,7 @@ class HttpJsonConnector(Connector):
 
 
 @hookimpl
-def gateway_register_connectors(register: Callable[[str, Callable[[SystemConfig], Connector]], None]) -> None:
+def gateway_register_connectors(
+    register: Callable[[str, Callable[[SystemConfig], Connector]], None],
+) -> None:
     register("http_json", HttpJsonConnector)

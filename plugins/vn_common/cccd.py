@@ -11,7 +11,18 @@ import re
 from datetime import date
 
 _CCCD = re.compile(r"^\d{12}$")
-_CENTURIES = {0: 1900, 1: 1900, 2: 2000, 3: 2000, 4: 2100, 5: 2100, 6: 2200, 7: 2200, 8: 1800, 9: 1800}
+_CENTURIES = {
+    0: 1900,
+    1: 1900,
+    2: 2000,
+    3: 2000,
+    4: 2100,
+    5: 2100,
+    6: 2200,
+    7: 2200,
+    8: 1800,
+    9: 1800,
+}
 
 
 class CccdError(ValueError):
@@ -48,7 +59,9 @@ def validate_cccd(cccd: str, *, birth_date: date | None = None, female: bool | N
 def make_cccd(province: str, birth_year: int, female: bool, serial: int) -> str:
     """Build a valid CCCD (for simulators and fixtures)."""
     century_digit = {1800: 8, 1900: 0, 2000: 2, 2100: 4, 2200: 6}[birth_year // 100 * 100]
-    return f"{province:0>3}{century_digit + int(female)}{birth_year % 100:02d}{serial % 1_000_000:06d}"
+    return (
+        f"{province:0>3}{century_digit + int(female)}{birth_year % 100:02d}{serial % 1_000_000:06d}"
+    )
 
 
 def mask_cccd(cccd: str) -> str:

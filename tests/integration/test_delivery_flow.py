@@ -9,7 +9,9 @@ from conftest import signed, wait_for
 from gateway.web.keys import STORE
 
 
-async def test_accepted_dossier_is_delivered_with_idempotency_key(gateway_factory: Any, sink: Any) -> None:
+async def test_accepted_dossier_is_delivered_with_idempotency_key(
+    gateway_factory: Any, sink: Any
+) -> None:
     received, _ = sink
     client = await gateway_factory()
     body, headers = signed({"data": [{"id": "HS-1", "key": "HS-1", "ten": "Hoàng Thị Lan"}]})
@@ -29,5 +31,7 @@ async def test_accepted_dossier_is_delivered_with_idempotency_key(gateway_factor
 
 
 async def _delivered(store: Any) -> bool:
-    rows = await store.list_deliveries(__import__("gateway.store.store", fromlist=["DeliveryFilter"]).DeliveryFilter())
+    rows = await store.list_deliveries(
+        __import__("gateway.store.store", fromlist=["DeliveryFilter"]).DeliveryFilter()
+    )
     return bool(rows) and all(r["status"] == "delivered" for r in rows)
