@@ -14,7 +14,7 @@ import sys
 import unicodedata
 from collections.abc import Mapping, MutableMapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -85,7 +85,7 @@ def _timestamp(
     return event_dict
 
 
-def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
+def configure_logging(fmt: str = "json", level: int = logging.INFO, stream: TextIO | None = None) -> None:
     """Configure structlog (idempotent). ``fmt`` is ``json`` or ``console``."""
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
@@ -102,7 +102,7 @@ def configure_logging(fmt: str = "json", level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
 

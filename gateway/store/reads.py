@@ -44,6 +44,14 @@ class ReadQueries:
             )
             return {dest: float(at) for dest, at in rows}
 
+    async def message_counts(self) -> dict[str, int]:
+        """Messages taken in, by source system."""
+        async with self.reader.connect() as conn:
+            rows = await conn.execute(
+                select(messages.c.source, func.count()).group_by(messages.c.source)
+            )
+            return {source: int(count) for source, count in rows}
+
     async def destination_depths(self) -> dict[str, dict[str, int]]:
         """Counts of deliveries by destination and status."""
         async with self.reader.connect() as conn:

@@ -113,9 +113,13 @@ class RegistryConnector(Connector):
                 dossier_key=ma_ho_so,
                 payload={"MaHoSo": ma_ho_so, "lanCapNhat": revision, "ma": ma, "lyDo": reason},
             )
-            raise PermanentError(
-                f"registry refused the dossier ({ma or 'no code'}): {reason}",
+            # The registry decided: the dossier was delivered and refused on its merits. It goes
+            # back to the desk (status 5) through the follow-up; it is not a dead letter, since
+            # no retry can help until the citizen supplements (a new revision comes then).
+            return Receipt(
                 status=422,
+                detail=f"refused by the registry ({ma or 'no code'}): {reason}",
+                bytes_received=len(body),
                 follow_ups=[refused],
             )
         return super().classify_response(status, body, headers, request)

@@ -205,16 +205,16 @@ async def test_a_new_revision_is_accepted(
     assert (state["dossiers_received"], state["dossiers"], state["duplicates"]) == (2, 1, 0)
 
 
-async def test_business_refusal_is_permanent_with_a_refused_follow_up(
+async def test_business_refusal_is_answered_with_a_refused_follow_up(
     aiohttp_server: ServerFactory, session: aiohttp.ClientSession
 ) -> None:
     server = await start_registry(aiohttp_server, options())
     connector = make_connector(server)
     young = dossier(2, born=1990)  # 30 years old: not an elderly person (5.5a)
-    with pytest.raises(PermanentError) as info:
-        await deliver(connector, session, dossier_message(young))
-    assert info.value.status == 422
-    [refused] = info.value.follow_ups
+    receipt = await deliver(connector, session, dossier_message(young))
+    assert receipt.status == 422  # delivered and refused on its merits: not a dead letter
+    assert receipt.detail.startswith("refused by the registry (tuoi)")
+    [refused] = receipt.follow_ups
     assert refused.event == "dossier.refused"
     assert refused.payload["MaHoSo"] == young["MaHoSo"]
     assert refused.payload["lanCapNhat"] == 1
@@ -227,10 +227,9 @@ async def test_seeded_refusal_rate(
     aiohttp_server: ServerFactory, session: aiohttp.ClientSession
 ) -> None:
     server = await start_registry(aiohttp_server, options(extra={"refuse_rate": 1.0}))
-    with pytest.raises(PermanentError) as info:
-        await deliver(make_connector(server), session, dossier_message(dossier()))
-    assert info.value.status == 422
-    assert info.value.follow_ups[0].payload["ma"] == "ho_so_thieu"
+    receipt = await deliver(make_connector(server), session, dossier_message(dossier()))
+    assert receipt.status == 422
+    assert receipt.follow_ups[0].payload["ma"] == "ho_so_thieu"
 
 
 async def test_corrupted_body_is_a_400_gateway_bug(

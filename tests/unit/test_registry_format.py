@@ -670,13 +670,12 @@ def test_400_is_a_permanent_gateway_bug(connector: RegistryConnector) -> None:
     assert info.value.follow_ups == []
 
 
-def test_422_is_permanent_with_a_refused_follow_up(connector: RegistryConnector) -> None:
+def test_422_is_answered_with_a_refused_follow_up(connector: RegistryConnector) -> None:
     body = answer('<Loi ma="tuoi">Đối tượng chưa đủ 60 tuổi</Loi>')
-    with pytest.raises(PermanentError) as info:
-        connector.classify_response(422, body, {}, ho_so_request())
-    assert info.value.status == 422
-    assert "Đối tượng chưa đủ 60 tuổi" in info.value.reason
-    [refused] = info.value.follow_ups
+    receipt = connector.classify_response(422, body, {}, ho_so_request())
+    assert receipt.status == 422
+    assert "Đối tượng chưa đủ 60 tuổi" in receipt.detail
+    [refused] = receipt.follow_ups
     assert refused.event == "dossier.refused"
     assert refused.dossier_key == "000.00.12.H06-200803-0001"
     assert refused.payload == {
@@ -688,10 +687,9 @@ def test_422_is_permanent_with_a_refused_follow_up(connector: RegistryConnector)
 
 
 def test_422_without_a_readable_reason_still_refuses(connector: RegistryConnector) -> None:
-    with pytest.raises(PermanentError) as info:
-        connector.classify_response(422, b"oops", {}, ho_so_request())
-    assert info.value.follow_ups[0].payload["ma"] == ""
-    assert "unreadable" in info.value.follow_ups[0].payload["lyDo"]
+    receipt = connector.classify_response(422, b"oops", {}, ho_so_request())
+    assert receipt.follow_ups[0].payload["ma"] == ""
+    assert "unreadable" in receipt.follow_ups[0].payload["lyDo"]
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 408, 429])

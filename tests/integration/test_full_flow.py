@@ -1,0 +1,155 @@
+"""The whole flow through real loopback servers: the one-stop-shop simulator pushes dossiers,
+the gateway sends them to the registry simulator, which appraises and pushes decisions back;
+the desk gets its progress (TrangThai 4) and its result (TrangThaiHoSo 10)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from conftest import wait_for
+
+from gateway.config import Config, config_from_dict
+from gateway.plugins import build_plugins
+from gateway.simulation import SimulatorOptions
+from gateway.store.records import DeliveryFilter
+from gateway.web.app import create_app
+from gateway.web.keys import STORE
+
+SECRETS = {"motcua": "s-motcua", "registry": "s-registry", "post_office": "s-post"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def serve(app: web.Application, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+def flow_config(tmp_path: Path, gw: int, ports: dict[str, int]) -> Config:
+    fast = {"initial": 0.05, "multiplier": 2, "max": 0.5, "jitter": 0, "deadline": 60}
+    system = {"timeout": {"connect": 2, "read": 5}, "retry": fast}
+    return config_from_dict(
+        {
+            "gateway": {
+                "listen": f"127.0.0.1:{gw}",
+                "database": f"sqlite:///{tmp_path}/gw.db",
+                "node_id": "flow",
+                "poll_interval": 0.05,
+            },
+            "systems": {
+                "motcua": {
+                    "plugin": "one_stop_shop",
+                    "base_url": f"http://127.0.0.1:{ports['motcua']}",
+                    "inbound_secret": SECRETS["motcua"],
+                    "username": "gateway",
+                    "password": "secret",
+                    "madonvi": "000.00.12.H06",
+                    **system,
+                },
+                "registry": {
+                    "plugin": "district_registry",
+                    "base_url": f"http://127.0.0.1:{ports['registry']}",
+                    "inbound_secret": SECRETS["registry"],
+                    **system,
+                },
+                "post_office": {
+                    "plugin": "post_office",
+                    "base_url": f"http://127.0.0.1:{ports['post_office']}",
+                    "inbound_secret": SECRETS["post_office"],
+                    **system,
+                },
+            },
+            "routes": [
+                {
+                    "from": "motcua",
+                    "event": "dossier.received",
+                    "procedure": "1.001776",
+                    "to": ["registry"],
+                },
+                {"from": "registry", "event": "dossier.accepted", "to": ["motcua"]},
+                {"from": "registry", "event": "dossier.refused", "to": ["motcua"]},
+                {"from": "registry", "event": "decision.issued", "to": ["motcua"]},
+            ],
+        },
+        tmp_path / "gateway.toml",
+    )
+
+
+@pytest.fixture
+async def flow(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    gw = free_port()
+    ports = {name: free_port() for name in SECRETS}
+    plugins = build_plugins()
+    extra = {
+        "motcua": {"rate": 4.0, "count": 12},
+        "registry": {"appraisal_delay": 0.3, "refuse_rate": 0.0},
+        "post_office": {},
+    }
+    plugin_of = {
+        "motcua": "one_stop_shop",
+        "registry": "district_registry",
+        "post_office": "post_office",
+    }
+    runners = []
+    try:
+        for name, port in ports.items():
+            options = SimulatorOptions(
+                gateway_url=f"http://127.0.0.1:{gw}",
+                secret=SECRETS[name],
+                system=name,
+                seed=7,
+                extra=extra[name],
+            )
+            runners.append(await serve(plugins.simulator_factory(plugin_of[name])(options), port))
+        app = create_app(flow_config(tmp_path, gw, ports), plugins=plugins)
+        runners.append(await serve(app, gw))
+        yield {"app": app, "ports": ports}
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+async def sim_state(port: int) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/_sim/state") as r:
+        state: dict[str, Any] = await r.json()
+        return state
+
+
+async def test_dossier_to_registry_to_decision_to_result(flow: dict[str, Any]) -> None:
+    ports = flow["ports"]
+
+    async def desk_has_results() -> bool:
+        state = await sim_state(ports["motcua"])
+        created = state["dossiers"]["created"] - state["dossiers"]["other_procedure"]
+        return (
+            created == 12 - state["dossiers"]["other_procedure"]
+            and len(state["results"]) >= created > 0
+        )
+
+    await wait_for(
+        desk_has_results, timeout=40, what="every dossier of 1.001776 has its result at the desk"
+    )
+    desk = await sim_state(ports["motcua"])
+    for mahoso, decisions in desk["results"].items():
+        assert decisions and decisions[0].endswith("/QĐ-UBND"), (mahoso, decisions)
+        assert "4" in desk["progress"][mahoso]  # received by the registry, reported first
+    registry = await sim_state(ports["registry"])
+    assert registry["dossiers"] >= len(desk["results"])
+    store = flow["app"][STORE]
+    rows = await store.list_deliveries(DeliveryFilter(), limit=1000)
+    assert rows and all(r["status"] in ("delivered", "pending", "in_flight") for r in rows)
+    assert not [r for r in rows if r["status"] == "dead"]
+    checked, problems = await store.verify_log()
+    assert checked > 0 and problems == []
