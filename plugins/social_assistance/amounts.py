@@ -74,8 +74,10 @@ def age_in_month(birth: date, month: Month, rule: AgeRule) -> int:
 
 def is_eligible(rules: Rules, person: Person, category: Category, month: Month) -> bool:
     """Whether the category exists in ``month`` and the person has reached its age."""
-    if category.period_at(month) is None:
-        return False
+    return category.period_at(month) is not None and _reached(rules, person, category, month)
+
+
+def _reached(rules: Rules, person: Person, category: Category, month: Month) -> bool:
     if category.per_child and person.children <= 0:
         return False
     if category.eligible_from_age is None:
@@ -89,7 +91,7 @@ def coefficient(rules: Rules, person: Person, category: str, month: Month) -> De
     """The coefficient of ``category`` for ``person`` in ``month``; 0 when not eligible then."""
     cat = rules.category(category)
     period = cat.period_at(month)
-    if period is None or not is_eligible(rules, person, cat, month):
+    if period is None or not _reached(rules, person, cat, month):
         return ZERO
     born = person.cared_birth_date if cat.age_of == "cared" else person.birth_date
     age = None if born is None else max(age_in_month(born, month, rules.coefficient_rule), 0)
@@ -112,23 +114,22 @@ def combine(rules: Rules, person_benefits: Sequence[Entitlement], month: Month) 
     coefs = [coefficient(rules, e.person, e.category, month) for e in person_benefits]
     if not cats:
         return Combined(ZERO, None, None)
+    if len(cats) == 1 and not cats[0].per_child:
+        return _shown(cats[0], person_benefits[0], coefs[0])
     if cats[0].line == "cs":
         return Combined(sum(coefs, ZERO), cats[0].code, None)
-    order = {code: i for i, code in enumerate(rules.categories)}
+    order = rules.order
     options: list[tuple[Decimal, int, Combined]] = []
     for cat, coef, ent in zip(cats, coefs, person_benefits, strict=True):
         if not cat.per_child:
             options.append((coef, -order[cat.code], _shown(cat, ent, coef)))
             continue
-        base = max(
-            (
-                (c, e, k)
-                for k, c, e in zip(cats, coefs, person_benefits, strict=True)
-                if k.code in cat.adds_on_top_of
-            ),
-            key=lambda t: (t[0], -order[t[2].code]),
-            default=None,
-        )
+        bases = [
+            t
+            for t in zip(coefs, person_benefits, cats, strict=True)
+            if t[2].code in cat.adds_on_top_of
+        ]
+        base = max(bases, key=lambda t: (t[0], -order[t[2].code]), default=None)
         disability = (
             base[1].person.disability if base and "mucDoKhuyetTat" in base[2].requires else None
         )
@@ -142,15 +143,27 @@ def _shown(cat: Category, ent: Entitlement, coef: Decimal) -> Combined:
     return Combined(coef, cat.code, disability)
 
 
-def monthly_amount(rules: Rules, person_benefits: Sequence[Entitlement], month: Month) -> int:
-    """The amount of one line in ``month``: level(month) × combined coefficient, rounded once.
+def line_amount(
+    rules: Rules, person_benefits: Sequence[Entitlement], month: Month
+) -> tuple[int, Combined]:
+    """The amount of one line in ``month`` and what the line shows (category, disability).
 
-    A benefit with an operator-accepted (pinned) amount pays that amount; the line then pays
-    the higher of the pinned amounts and what its other benefits combine to.
+    Level(month) × combined coefficient, rounded once. A benefit with an operator-accepted
+    (pinned) amount pays that amount; the line then pays the higher of the pinned amounts and
+    what its other benefits combine to.
     """
-    pinned = [e.pinned_amount for e in person_benefits if e.pinned_amount is not None]
+    shown = combine(rules, person_benefits, month)
     free = [e for e in person_benefits if e.pinned_amount is None]
+    if len(free) == len(person_benefits):
+        return amount_for(rules.level(month), shown.coefficient), shown
+    pinned = [e.pinned_amount or 0 for e in person_benefits if e.pinned_amount is not None]
     computed = (
         amount_for(rules.level(month), combine(rules, free, month).coefficient) if free else 0
     )
-    return max([computed, *pinned])
+    return max([computed, *pinned]), shown
+
+
+def monthly_amount(rules: Rules, person_benefits: Sequence[Entitlement], month: Month) -> int:
+    """The amount of one line in ``month``: level(month) × combined coefficient, rounded
+    half-up to whole VND once (see :func:`line_amount` for operator-pinned amounts)."""
+    return line_amount(rules, person_benefits, month)[0]

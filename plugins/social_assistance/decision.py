@@ -109,15 +109,17 @@ class Decision:
         return _Parser(payload, rules).decision()
 
 
+def _clean(value: str) -> str:
+    """Trimmed and NFC-normalised (Vietnamese arrives as NFC and NFD)."""
+    value = value.strip()
+    return value if value.isascii() else unicodedata.normalize("NFC", value)
+
+
 class _Parser:
     """Collects every problem of a payload instead of stopping at the first."""
 
     def __init__(self, payload: Mapping[str, str], rules: Rules) -> None:
-        self.p = {
-            k: unicodedata.normalize("NFC", v.strip())
-            for k, v in payload.items()
-            if isinstance(v, str) and v.strip()
-        }
+        self.p = {k: _clean(v) for k, v in payload.items() if isinstance(v, str) and v.strip()}
         self.rules = rules
         self.problems: list[str] = []
         for k in sorted(set(payload) - set(WIRE_NAMES)):

@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
-@dataclass(frozen=True, order=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class Month:
     """A calendar month; ordered, hashable, and written ``YYYY-MM`` as on the wire."""
 
     year: int
     month: int
+    index: int = field(init=False, repr=False, compare=False, hash=False)
+    """Months since year 0: consecutive months have consecutive indexes."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.month <= 12 or not 1 <= self.year <= 9999:
             raise ValueError(f"tháng không hợp lệ {self.year}-{self.month} (not a valid month)")
+        object.__setattr__(self, "index", self.year * 12 + self.month - 1)
+
+    # Ordering by the precomputed index: months are compared on every hot path.
+    def __lt__(self, other: Month) -> bool:
+        return self.index < other.index
+
+    def __le__(self, other: Month) -> bool:
+        return self.index <= other.index
+
+    def __gt__(self, other: Month) -> bool:
+        return self.index > other.index
+
+    def __ge__(self, other: Month) -> bool:
+        return self.index >= other.index
 
     @classmethod
     def parse(cls, text: str) -> Month:
@@ -37,11 +53,6 @@ class Month:
     def from_index(cls, index: int) -> Month:
         """Inverse of :attr:`index`."""
         return cls(index // 12, index % 12 + 1)
-
-    @property
-    def index(self) -> int:
-        """Months since year 0: consecutive months have consecutive indexes."""
-        return self.year * 12 + self.month - 1
 
     @property
     def first_day(self) -> date:

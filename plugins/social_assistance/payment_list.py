@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from gateway.model import VN_TZ
-from plugins.social_assistance.amounts import Entitlement, combine, monthly_amount
+from plugins.social_assistance.amounts import Entitlement, line_amount, monthly_amount
 from plugins.social_assistance.history import PaidHistory, SentHistory
 from plugins.social_assistance.month import Month, month_range
 from plugins.social_assistance.roster import Benefit, LineKey, Roster, Status, Terms
@@ -216,7 +216,7 @@ def build_payment_list(
         its new code is not confirmed).
     """
     unit = _list_unit(admin_units, commune, month)
-    known = roster.as_of(now.date())
+    known = roster.as_of(vn_day(now))
     groups, _ = _group(admin_units, known, month)
     builder = _LineBuilder(rules, known, month, paid_history, sent_history, admin_units)
     return builder.payment_list(unit, groups.get(commune, []), now)
@@ -238,8 +238,9 @@ def iter_payment_lists(
     holds); a commune met in two chunks is an error rather than two half lists.
     """
     done: set[str] = set()
+    day = vn_day(now)
     for roster in rosters:
-        known = roster.as_of(now.date())
+        known = roster.as_of(day)
         groups, refused = _group(admin_units, known, month)
         builder = _LineBuilder(rules, known, month, paid_history, sent_history, admin_units)
         yield from refused
@@ -251,6 +252,13 @@ def iter_payment_lists(
                 )
             done.add(code)
             yield builder.payment_list(_list_unit(admin_units, code, month), groups[code], now)
+
+
+def vn_day(now: datetime) -> date:
+    """The calendar day in Vietnam at ``now`` (which decisions are known: signed by then)."""
+    if now.tzinfo is None:
+        raise ValueError("now phải có múi giờ (now must be timezone-aware)")
+    return now.astimezone(VN_TZ).date()
 
 
 def _list_unit(admin_units: AdminUnits, commune: str, month: Month) -> Commune:
@@ -366,9 +374,7 @@ class _LineBuilder:
             if prev is None and not arrears and not carried:
                 return None
             return self._make(group, BienDong.GIAM, 0, arrears, carried, merged)
-        ents = _payable(benefits, month, repaid=False)
-        amount = monthly_amount(self.rules, ents, month)
-        shown = combine(self.rules, ents, month)
+        amount, shown = line_amount(self.rules, _payable(benefits, month, repaid=False), month)
         change = _change(prev, amount, shown.category, shown.disability)
         return self._make(
             group, change, amount, arrears, carried, merged, shown.category, shown.disability
@@ -423,9 +429,7 @@ class _LineBuilder:
             s.status is Status.ACTIVE and s.start <= last for b in before for s in b.spans
         )
         if status is Status.ACTIVE:
-            ents = _payable(before, last, repaid=False)
-            shown = combine(self.rules, ents, last)
-            amount = monthly_amount(self.rules, ents, last)
+            amount, shown = line_amount(self.rules, _payable(before, last, repaid=False), last)
             return _Prev(amount, shown.category or "", shown.disability, BienDong.KHONG_DOI)
         if status is Status.SUSPENDED and ever_paid:
             return _Prev(0, "", None, BienDong.TAM_DUNG)

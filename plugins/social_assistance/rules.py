@@ -117,8 +117,12 @@ class Category:
 
     def period_at(self, month: Month) -> CoefficientPeriod | None:
         """The coefficient table in force in ``month``; None before the category existed."""
-        i = bisect_right([p.start for p in self.periods], month)
-        return self.periods[i - 1] if i else None
+        found = None
+        for p in self.periods:  # two or three periods: a scan beats building a bisect key
+            if p.start.index > month.index:
+                break
+            found = p
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +161,12 @@ class Rules:
     groups: Mapping[str, str]
     categories: Mapping[str, Category]
     _level_starts: tuple[Month, ...] = field(init=False, repr=False, compare=False)
+    order: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    """Category code -> its position in the file (ties between equal coefficients)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_level_starts", tuple(p.start for p in self.levels))
+        object.__setattr__(self, "order", {code: i for i, code in enumerate(self.categories)})
 
     def national_level(self, month: Month) -> int:
         i = bisect_right(self._level_starts, month)
