@@ -165,7 +165,7 @@ def national_communes(count: int) -> list[str]:
     return [f"{10000 + i:05d}" for i in range(count)]
 
 
-def national_decisions(
+def national_payloads(
     rules: Rules,
     commune: str,
     people: int,
@@ -174,10 +174,10 @@ def national_decisions(
     *,
     late: float = 0.02,
     suspended: float = 0.01,
-) -> Iterator[Decision]:
-    """Decisions for one synthetic commune, drawn from the Chợ Đồn mix, for the list of
-    ``month``: a share of grants signed late (after the previous list was built: arrears) and
-    a share suspended (tam_dung lines), so a run exercises more than ``khong_doi``."""
+) -> Iterator[dict[str, str]]:
+    """Decision payloads for one synthetic commune, drawn from the Chợ Đồn mix, for the list
+    of ``month``: a share of grants signed late (after the previous list was built: arrears)
+    and a share suspended (tam_dung lines), so a run exercises more than ``khong_doi``."""
     rng = random.Random(seed)
     weights = [p.count for p in CHODON_MIX]
     late_day = (month - 1).day(rules.calendar.list_build_day - 10)
@@ -187,23 +187,27 @@ def national_decisions(
         draw = rng.random()
         payload = _grant(rules, rng, profile, serial, commune, late_day if draw < late else None)
         if draw < late:
-            payload = decision_payload(
-                rules,
-                **{
-                    **payload,
-                    "tuThang": str(month - 2),
-                    "soTienThang": None,
-                    "heSo": None,
-                    "mucChuan": None,
-                },
-            )
+            restated = {
+                "tuThang": str(month - 2),
+                "soTienThang": None,
+                "heSo": None,
+                "mucChuan": None,
+            }
+            payload = decision_payload(rules, **(payload | restated))
         payload["maHoSo"] = f"NAT-{commune}-{i:06d}"
-        payload["soDinhDanh"] = make_cccd(
-            "001", int(payload["ngaySinh"][:4]), payload["gioiTinh"] == "nu", serial
-        )
-        yield Decision.from_payload(payload, rules)
+        female = payload["gioiTinh"] == "nu"
+        payload["soDinhDanh"] = make_cccd("001", int(payload["ngaySinh"][:4]), female, serial)
+        yield payload
         if late <= draw < late + suspended:
-            yield Decision.from_payload(_suspension(payload, month), rules)
+            yield _suspension(payload, month)
+
+
+def national_decisions(
+    rules: Rules, commune: str, people: int, seed: int, month: Month
+) -> Iterator[Decision]:
+    """:func:`national_payloads`, parsed."""
+    for payload in national_payloads(rules, commune, people, seed, month):
+        yield Decision.from_payload(payload, rules)
 
 
 def _suspension(grant: dict[str, str], month: Month) -> dict[str, str]:

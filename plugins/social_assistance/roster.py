@@ -24,7 +24,7 @@ from typing import Literal
 from plugins.social_assistance.amounts import Entitlement, Person, amount_for, coefficient
 from plugins.social_assistance.decision import SETS_TERMS, Decision, DecisionError, DecisionKind
 from plugins.social_assistance.month import Month
-from plugins.social_assistance.rules import LineKind, Rules
+from plugins.social_assistance.rules import Authority, LineKind, Rules
 from plugins.vn_common.cccd import mask_cccd
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "Terms",
     "build_roster",
     "check_decision_amount",
+    "deciding_authority",
     "grant_start",
 ]
 
@@ -228,6 +229,12 @@ def check_decision_amount(rules: Rules, decision: Decision) -> AmountMismatch | 
         decision.level,
         level,
     )
+
+
+def deciding_authority(rules: Rules, decision: Decision) -> Authority:
+    """Who had to sign ``decision``: the district chairman before 2025-07-01, the commune
+    chairman from then on (``[[authority]]`` in the rules)."""
+    return rules.authority(decision.signed_on)
 
 
 def grant_start(rules: Rules, decision: Decision) -> Month:

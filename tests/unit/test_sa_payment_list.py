@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 
@@ -508,4 +508,32 @@ def test_a_commune_split_across_roster_chunks_is_an_error() -> None:
                 sent_history=SentHistory(),
                 now=datetime(2025, 6, 24, 10, tzinfo=VN_TZ),
             )
+        )
+
+
+def test_known_decisions_are_counted_by_the_vietnamese_day() -> None:
+    roster = build_roster(RULES, [lan_grant(ngayKy="2020-08-24")])
+    # 2020-08-23 20:00 UTC is already the 24th in Hà Nội: the decision signed that day is known
+    utc_evening = datetime(2020, 8, 23, 20, tzinfo=UTC)
+    built = build_payment_list(
+        RULES,
+        UNITS,
+        roster,
+        "02053",
+        Month(2020, 9),
+        paid_history=PaidHistory(),
+        sent_history=SentHistory(),
+        now=utc_evening,
+    )
+    assert len(built.lines) == 1 and built.to_payload()["lapLuc"] == "2020-08-24T03:00:00+07:00"
+    with pytest.raises(ValueError, match="timezone-aware"):
+        build_payment_list(
+            RULES,
+            UNITS,
+            roster,
+            "02053",
+            Month(2020, 9),
+            paid_history=PaidHistory(),
+            sent_history=SentHistory(),
+            now=datetime(2020, 8, 24, 10),
         )

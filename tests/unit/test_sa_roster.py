@@ -19,6 +19,7 @@ from plugins.social_assistance.roster import (
     Status,
     build_roster,
     check_decision_amount,
+    deciding_authority,
 )
 from plugins.social_assistance.rules import load_rules
 
@@ -385,3 +386,10 @@ def test_roster_as_of_a_day_knows_only_decisions_signed_by_then() -> None:
     )
     assert roster.as_of(date(2020, 10, 5)) is roster
     assert roster.as_of(date(2020, 1, 1)).benefits == ()
+
+
+def test_deciding_authority_by_signing_date() -> None:
+    before = grant(ngayKy="2025-06-30")
+    after = grant(ngayKy="2025-07-01", so="1/QĐ-UBND")
+    assert deciding_authority(RULES, before).code == "chu_tich_ubnd_huyen"
+    assert deciding_authority(RULES, after).code == "chu_tich_ubnd_xa"
