@@ -159,6 +159,7 @@ class OneStopShopConnector(Connector):
             "GiayToId": so,
             "soDinhDanh": str(decision.get("soDinhDanh") or ""),
             "hoTen": str(decision.get("hoTen") or ""),
+            "loai": str(decision.get("loai") or ""),
         }
         return self._request(body, context)
 
@@ -218,6 +219,11 @@ class OneStopShopConnector(Connector):
         dossier = next(
             (d for d in found if isinstance(d, Mapping) and str(d.get("MaHoSo", "")) == ma), None
         )
+        if dossier is None and request.context.get("loai") != "huong":
+            # adjustments, suspensions, resumptions and stops are often the registry's own
+            # (an age bound, three unpaid months): no desk dossier, nothing to return there
+            detail = f"{ma}: no dossier at the one-stop-shop; decision {so} is the registry's own"
+            return Receipt(status=200, detail=detail, bytes_received=looked)
         if dossier is None:
             raise PermanentError(
                 f"hệ thống một cửa không có hồ sơ {ma} "

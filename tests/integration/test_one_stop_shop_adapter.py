@@ -221,6 +221,15 @@ async def test_result_for_an_unknown_dossier_is_permanent(motcua: Motcua) -> Non
     assert (await motcua.state())["calls"]["by_service"].get("DongBoHoSoMC") is None
 
 
+async def test_the_registrys_own_decision_without_a_desk_dossier_is_delivered(
+    motcua: Motcua,
+) -> None:
+    own = {**DECISION, "loai": "tam_dung", "maHoSo": "000.00.12.H06-200803-9998"}
+    receipt = await deliver(motcua.connector(), motcua.client, "decision.issued", own)
+    assert receipt.status == 200
+    assert "no dossier at the one-stop-shop" in receipt.detail
+
+
 async def test_result_about_another_person_is_permanent_and_masked(motcua: Motcua) -> None:
     other = {**DECISION, "soDinhDanh": "006080004321"}
     with pytest.raises(PermanentError) as info:
