@@ -282,7 +282,8 @@ def log_group() -> None:
 @config_option
 def log_verify(config_path: Path) -> None:
     config = load(config_path)
-    checked, problems = run(with_store(config, lambda s: s.verify_log()))
+    pruned = config.gateway.log_retention_days is not None
+    checked, problems = run(with_store(config, lambda s: s.verify_log(pruned=pruned)))
     for p in problems[:50]:
         click.echo(f"BROKEN {p}")
     if problems:

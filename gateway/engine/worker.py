@@ -36,6 +36,7 @@ log = get_logger("gateway.worker")
 
 SWEEP_SECONDS = 5.0
 RECLAIM_SECONDS = 10.0
+PRUNE_SECONDS = 3600.0
 MAX_INTAKE_PER_CYCLE = 1000
 MAX_RESULTS_PER_CYCLE = 2000
 STORE_RETRY_SECONDS = 0.5
@@ -434,8 +435,17 @@ class DeliveryEngine:
             if lane is not None and at > now:
                 lane.schedule_wake(at)
 
+    async def _prune(self) -> None:
+        """Retention (only when ``log_retention_days`` is set): drop old delivery-log rows."""
+        days = self.config.gateway.log_retention_days
+        if days:
+            pruned = await self.store.prune_log(time.time() - days * 86_400)
+            if pruned:
+                log.info("delivery_log_pruned", rows=pruned, older_than_days=days)
+
     async def _housekeeping_loop(self) -> None:
         last_reclaim = time.monotonic()
+        last_prune = 0.0
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=SWEEP_SECONDS)
@@ -449,5 +459,8 @@ class DeliveryEngine:
                 self.queue_depth = await self.store.queue_depth()
                 self.metrics.queue_depth.set(self.queue_depth)
                 await self._load_due()
+                if time.monotonic() - last_prune >= PRUNE_SECONDS:
+                    last_prune = time.monotonic()
+                    await self._prune()
             except Exception as exc:
                 log.warning("housekeeping_failed", error=mask_text(str(exc)))
