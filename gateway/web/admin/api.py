@@ -1,0 +1,223 @@
+"""The admin API under ``/api/v1/`` (JSON; described by ``gateway/web/openapi.json``).
+
+Lists are newest first and cursor-paginated: ``limit`` (1-500, default 50) and ``before_id``;
+the answer's ``next_cursor`` is the ``before_id`` of the next page, or null on the last one.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway.log import mask_payload
+from gateway.store import LogFilter
+from gateway.web.admin import actions, params, present, queries
+from gateway.web.admin.auth import Access, principal, protect
+from gateway.web.admin.overview import system_overview
+from gateway.web.errors import ApiError
+from gateway.web.exports import csv_chunk
+from gateway.web.keys import PLUGINS, STORE, need
+
+PREFIX = "/api/v1"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status, dumps=_dumps, headers={"Cache-Control": "no-store"}
+    )
+
+
+def _query(request: web.Request, read: Callable[[Any], Any]) -> Any:
+    try:
+        return read(request.query)
+    except params.BadParam as exc:
+        raise ApiError(400, "bad_parameter", str(exc)) from None
+
+
+def _page(
+    rows: list[dict[str, Any]], limit: int, item: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any]:
+    """``rows`` were fetched with ``limit + 1`` to know whether another page exists."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "items": [item(r) for r in rows],
+        "next_cursor": rows[-1]["id"] if more and rows else None,
+    }
+
+
+def delivery_id(request: web.Request) -> int:
+    """The ``{id}`` of the path; an id no delivery can have is a 404, not a 500."""
+    raw = request.match_info["id"]
+    try:
+        return params.whole_number(raw, "id")
+    except params.BadParam:
+        raise ApiError(404, "not_found", f"no delivery with id {raw}") from None
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    text = resources.files("gateway.web").joinpath("openapi.json").read_text(encoding="utf-8")
+    return web.Response(text=text, content_type="application/json")
+
+
+async def systems(request: web.Request) -> web.Response:
+    now = time.time()
+    rows = await system_overview(request.app, now)
+    for row in rows:
+        row["last_error_at"] = present.iso(row["last_error_at"])
+        for bar in row["hourly"]:
+            bar["start"] = present.iso(bar["start"])
+    return _json({"generated_at": present.iso(now), "systems": rows})
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    flt, limit, before = (
+        _query(request, f) for f in (params.delivery_filter, params.limit, params.before_id)
+    )
+    rows = await need(request.app, STORE).list_deliveries(flt, limit=limit + 1, before_id=before)
+    return _json(_page(rows, limit, present.delivery_item))
+
+
+async def get_delivery(request: web.Request) -> web.Response:
+    did = delivery_id(request)
+    store = need(request.app, STORE)
+    row = await store.get_delivery(did)
+    if row is None:
+        raise ApiError(404, "not_found", f"no delivery with id {did}")
+    attempts = await store.list_log(LogFilter(delivery_id=did), limit=1000)
+    item = present.delivery_item(row)
+    try:
+        item["payload"] = mask_payload(json.loads(row["payload"]))
+    except ValueError:
+        item["payload"] = None
+    return _json({"delivery": item, "attempts": [present.log_item(a) for a in reversed(attempts)]})
+
+
+async def retry_one(request: web.Request) -> web.Response:
+    did = delivery_id(request)
+    row = await need(request.app, STORE).get_delivery(did)
+    if row is None:
+        raise ApiError(404, "not_found", f"no delivery with id {did}")
+    retried, _ = await actions.retry_dead(request.app, [did], principal(request))
+    if not retried:
+        raise ApiError(
+            409, "not_dead", f"delivery {did} is {row['status']}; only dead deliveries are retried"
+        )
+    return _json({"retried": retried})
+
+
+class RetryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+async def retry_many(request: web.Request) -> web.Response:
+    try:
+        body = RetryRequest.model_validate_json(await request.read())
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        raise ApiError(
+            400, "bad_request", f'{where}: {err["msg"]} (send {{"ids": [1, 2]}})'
+        ) from None
+    if any(not 1 <= i <= present.MAX_ID for i in body.ids):
+        raise ApiError(400, "bad_request", f"ids must be from 1 to {present.MAX_ID}")
+    retried, skipped = await actions.retry_dead(request.app, body.ids, principal(request))
+    return _json({"retried": retried, "not_retried": skipped})
+
+
+async def delivery_log(request: web.Request) -> web.Response:
+    flt, limit, before = (
+        _query(request, f) for f in (params.log_filter, params.limit, params.before_id)
+    )
+    rows = await need(request.app, STORE).list_log(flt, limit=limit + 1, before_id=before)
+    return _json(_page(rows, limit, present.log_item))
+
+
+async def stream_log_csv(request: web.Request, flt: LogFilter) -> web.StreamResponse:
+    """The filtered delivery log as CSV (the columns of ``gateway deliveries export``), in id
+    order, streamed in batches; with a BOM so that spreadsheet programs read it as UTF-8."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    resp = web.StreamResponse(
+        headers={
+            "Content-Disposition": f'attachment; filename="delivery-log-{stamp}.csv"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        }
+    )
+    resp.content_type = "text/csv"
+    resp.charset = "utf-8"
+    await resp.prepare(request)
+    if request.method == "HEAD":  # headers only: a streamed body would corrupt the connection
+        await resp.write_eof()
+        return resp
+    await resp.write(("\ufeff" + csv_chunk([], header=True)).encode())
+    async for batch in need(request.app, STORE).iter_log(flt):
+        await resp.write(csv_chunk(batch).encode())
+    await resp.write_eof()
+    return resp
+
+
+async def delivery_log_csv(request: web.Request) -> web.StreamResponse:
+    return await stream_log_csv(request, _query(request, params.log_filter))
+
+
+async def dossier(request: web.Request) -> web.Response:
+    key = request.match_info["key"]
+    timeline = await need(request.app, STORE).dossier_timeline(key)
+    if not timeline["messages"] and not timeline["deliveries"]:
+        raise ApiError(404, "not_found", f"no dossier {key!r} is known to the gateway")
+    return _json(
+        {
+            "dossier_key": key,
+            "messages": [present.message_item(m) for m in timeline["messages"]],
+            "deliveries": [present.delivery_item(d) for d in timeline["deliveries"]],
+            "attempts": [present.log_item(a) for a in timeline["attempts"]],
+        }
+    )
+
+
+async def plugins(request: web.Request) -> web.Response:
+    loaded = need(request.app, PLUGINS)
+    errors = [{"name": e.name, "origin": e.origin, "reason": e.reason} for e in loaded.load_errors]
+    return _json({"plugins": loaded.describe(), "load_errors": errors})
+
+
+async def audit(request: web.Request) -> web.Response:
+    limit, before = _query(request, params.limit), _query(request, params.before_id)
+    rows = await queries.audit_entries(need(request.app, STORE), limit=limit + 1, before_id=before)
+    return _json(_page(rows, limit, present.audit_item))
+
+
+ROUTES: list[tuple[str, str, Handler, Access]] = [
+    ("GET", "/openapi.json", openapi_document, "public"),
+    ("GET", "/systems", systems, "viewer"),
+    ("GET", "/deliveries", list_deliveries, "viewer"),
+    ("GET", "/deliveries/{id}", get_delivery, "viewer"),
+    ("POST", "/deliveries/{id}/retry", retry_one, "operator"),
+    ("POST", "/deliveries/retry", retry_many, "operator"),
+    ("GET", "/log", delivery_log, "viewer"),
+    ("GET", "/log.csv", delivery_log_csv, "viewer"),
+    ("GET", "/dossiers/{key}", dossier, "viewer"),
+    ("GET", "/plugins", plugins, "viewer"),
+    ("GET", "/audit", audit, "admin"),
+]
+
+
+def setup_routes(app: web.Application) -> None:
+    for method, path, handler, access in ROUTES:
+        if method == "GET":
+            app.router.add_get(PREFIX + path, handler)
+        else:
+            app.router.add_route(method, PREFIX + path, handler)
+        protect(app, PREFIX + path, access, method)

@@ -1,0 +1,302 @@
+"""Who may do what: API tokens, dashboard sessions, CSRF, and the access policy of routes.
+
+* Tokens come from ``[[tokens]]`` (``token_sha256``, or ``token`` hashed at load). A presented
+  token is hashed and compared with every configured digest in constant time.
+* The admin API takes ``Authorization: Bearer <token>``; the dashboard signs in with a token
+  into a session cookie (HMAC-signed, HttpOnly, SameSite=Strict) carrying a CSRF token that
+  every form POST must echo in its ``csrf`` field.
+* Every route has an access level (``public``, ``viewer``, ``operator``, ``admin``) declared
+  with :func:`protect`; a route without one (a plugin forgot) is admin-only: fail closed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, cast
+from urllib.parse import quote
+
+from aiohttp import web
+
+from gateway.config import Config, ConfigError
+from gateway.log import get_logger
+from gateway.web.admin.keys import ADMIN_METRICS, AUTH, PRINCIPAL, admin_need
+from gateway.web.admin.roles import ROLES, Role, allows
+from gateway.web.errors import ApiError, error_response
+
+log = get_logger("gateway.admin.auth")
+
+Access = Literal["public", "viewer", "operator", "admin"]
+SESSION_COOKIE = "gw_session"
+SIGNIN_COOKIE = "gw_signin"
+SESSION_SECONDS = 8 * 3600  # one working day
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The token holder behind a request, and how they came in (``api`` or ``web``)."""
+
+    name: str
+    role: Role
+    via: Literal["api", "web"]
+    csrf: str = ""
+    sid: str = ""
+
+    @property
+    def actor(self) -> str:
+        """How the audit and delivery logs name them, e.g. ``web:ops``."""
+        return f"{self.via}:{self.name}"
+
+    def can(self, needed: Role) -> bool:
+        return allows(self.role, needed)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEntry:
+    name: str
+    role: Role
+    digest: bytes
+
+
+class TokenTable:
+    """The configured tokens, by the SHA-256 of their value."""
+
+    def __init__(self, config: Config) -> None:
+        self.entries: list[TokenEntry] = []
+        seen: set[str] = set()
+        for i, tok in enumerate(config.tokens):
+            where = f"tokens[{i}]"
+            if tok.name in seen:
+                raise ConfigError(
+                    config.path, f"{where}.name", f"token name {tok.name!r} is used twice"
+                )
+            seen.add(tok.name)
+            if (tok.token_sha256 is None) == (tok.token is None):
+                raise ConfigError(config.path, where, "give exactly one of token_sha256 or token")
+            if tok.token is not None:
+                value = tok.token.get_secret_value()
+                if len(value) < 16:
+                    raise ConfigError(
+                        config.path, f"{where}.token", "must be at least 16 characters"
+                    )
+                digest = hashlib.sha256(value.encode()).digest()
+            else:
+                hexdigest = (tok.token_sha256 or "").strip().lower()
+                if not _HEX64.fullmatch(hexdigest):
+                    raise ConfigError(
+                        config.path,
+                        f"{where}.token_sha256",
+                        "must be 64 hex digits (sha256 of the token)",
+                    )
+                digest = bytes.fromhex(hexdigest)
+            self.entries.append(TokenEntry(tok.name, tok.role, digest))
+
+    def match(self, presented: str) -> TokenEntry | None:
+        """The entry whose token this is; every digest is compared (no early exit)."""
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        found: TokenEntry | None = None
+        for entry in self.entries:
+            if hmac.compare_digest(entry.digest, digest):
+                found = entry
+        return found
+
+    def by_name(self, name: str) -> TokenEntry | None:
+        return next((e for e in self.entries if e.name == name), None)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Auth:
+    """Tokens, the session signing key, revoked sessions and the routes' access levels."""
+
+    def __init__(self, config: Config) -> None:
+        self.tokens = TokenTable(config)
+        configured = config.gateway.session_secret
+        self.secret = (
+            configured.get_secret_value().encode()
+            if configured is not None
+            else secrets.token_bytes(32)
+        )
+        self.policy: dict[str, dict[str, Access]] = {}
+        self._revoked: dict[str, float] = {}
+
+    # -- signing ---------------------------------------------------------------------------
+    def _sign(self, purpose: str, data: str) -> str:
+        return _b64(hmac.new(self.secret, f"{purpose}:{data}".encode(), hashlib.sha256).digest())
+
+    def _fingerprint(self, entry: TokenEntry) -> str:
+        """Changes when the token changes, so a rotated token ends its sessions."""
+        return self._sign("token", entry.digest.hex())[:16]
+
+    # -- sessions --------------------------------------------------------------------------
+    def issue(self, entry: TokenEntry, now: float | None = None) -> str:
+        """A session cookie value for a token holder who signed in."""
+        now = time.time() if now is None else now
+        body = {
+            "n": entry.name,
+            "f": self._fingerprint(entry),
+            "c": secrets.token_urlsafe(24),
+            "s": secrets.token_urlsafe(12),
+            "e": int(now + SESSION_SECONDS),
+        }
+        data = _b64(json.dumps(body, separators=(",", ":")).encode())
+        return f"{data}.{self._sign('session', data)}"
+
+    def read(self, cookie: str | None, now: float | None = None) -> Principal | None:
+        """The session's principal, or None (bad signature, expired, revoked, token gone)."""
+        if not cookie or cookie.count(".") != 1:
+            return None
+        data, sig = cookie.split(".")
+        if not hmac.compare_digest(sig, self._sign("session", data)):
+            return None
+        try:
+            body = json.loads(_unb64(data))
+            name, fp, csrf, sid, exp = body["n"], body["f"], body["c"], body["s"], int(body["e"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        now = time.time() if now is None else now
+        entry = self.tokens.by_name(str(name))
+        if exp < now or sid in self._revoked or entry is None or fp != self._fingerprint(entry):
+            return None
+        return Principal(entry.name, entry.role, "web", csrf=str(csrf), sid=str(sid))
+
+    def revoke(self, principal: Principal, now: float | None = None) -> None:
+        """Sign-out: the cookie is dropped by the browser and refused here until it expires."""
+        now = time.time() if now is None else now
+        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
+        self._revoked[principal.sid] = now + SESSION_SECONDS
+
+    def signin_nonce(self) -> tuple[str, str]:
+        """(form field value, cookie value) of the sign-in form's CSRF token."""
+        nonce = secrets.token_urlsafe(24)
+        return nonce, f"{nonce}.{self._sign('signin', nonce)}"
+
+    def signin_expected(self, cookie: str | None) -> str | None:
+        if not cookie or cookie.count(".") != 1:
+            return None
+        nonce, sig = cookie.split(".")
+        return nonce if hmac.compare_digest(sig, self._sign("signin", nonce)) else None
+
+    # -- access policy -----------------------------------------------------------------------
+    def access(self, canonical: str, method: str) -> Access | None:
+        methods = self.policy.get(canonical, {})
+        if method == "HEAD" and "HEAD" not in methods:
+            method = "GET"
+        return methods.get(method) or methods.get("*")
+
+
+def protect(app: web.Application, path: str, access: Access, method: str = "*") -> None:
+    """Declare who may call ``method`` on the route ``path`` (as written when it was added)."""
+    if access != "public" and access not in ROLES:
+        raise ValueError(f"access must be public or one of {ROLES}, not {access!r}")
+    admin_need(app, AUTH).policy.setdefault(path, {})[method.upper()] = access
+
+
+def principal(request: web.Request) -> Principal:
+    """The signed-in token holder (only on protected routes)."""
+    try:
+        return request[PRINCIPAL]
+    except KeyError:
+        raise RuntimeError("no principal: this route is public (see protect())") from None
+
+
+def bearer_principal(request: web.Request, auth: Auth) -> Principal | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip() or len(value) > 1024:
+        return None
+    entry = auth.tokens.match(value.strip())
+    return None if entry is None else Principal(entry.name, entry.role, "api")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_api(path: str) -> bool:
+    return path.startswith("/api/")
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    if resource is None or request.match_info.http_exception is not None:
+        return await handler(request)  # 404 / 405: nothing to protect
+    auth = admin_need(request.app, AUTH)
+    access = auth.access(resource.canonical, request.method) or "admin"  # fail closed
+    api = is_api(resource.canonical)
+    who: Principal | None = None
+    if access != "public":
+        who = (
+            bearer_principal(request, auth)
+            if api
+            else auth.read(request.cookies.get(SESSION_COOKIE))
+        )
+        if who is None:
+            _count_refusal(request, "unauthenticated")
+            return await _unauthenticated(request, api)
+        request[PRINCIPAL] = who
+    signed_push = resource.canonical.startswith("/inbound/")  # HMAC-authenticated, no session
+    if (
+        not (api or signed_push)
+        and request.method == "POST"
+        and not await _csrf_ok(request, auth, who)
+    ):
+        _count_refusal(request, "csrf")
+        return await _page_refusal(request, "csrf_title", "csrf_text", {})
+    if who is not None and not who.can(cast(Role, access)):
+        _count_refusal(request, "forbidden")
+        if api:
+            raise ApiError(
+                403, "forbidden", f"the {who.role} role may not do this; {access} is needed"
+            )
+        return await _page_refusal(request, "forbidden_title", "forbidden_text", {"role": who.role})
+    return await handler(request)
+
+
+async def _csrf_ok(request: web.Request, auth: Auth, who: Principal | None) -> bool:
+    form = await request.post()
+    sent = form.get("csrf")
+    expected = (
+        who.csrf if who is not None else auth.signin_expected(request.cookies.get(SIGNIN_COOKIE))
+    )
+    return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent, expected or "")
+
+
+def _count_refusal(request: web.Request, reason: str) -> None:
+    metrics = request.app.get(ADMIN_METRICS)
+    if metrics is not None:
+        metrics.auth_refusals.labels(reason).inc()
+
+
+async def _unauthenticated(request: web.Request, api: bool) -> web.StreamResponse:
+    if api:
+        response = error_response(
+            401, "unauthorized", "send Authorization: Bearer <token> (a [[tokens]] token)"
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
+        return response
+    if request.method in ("GET", "HEAD"):
+        raise web.HTTPSeeOther(f"/signin?next={quote(request.path_qs, safe='')}")
+    return await _page_refusal(request, "forbidden_title", "signin_first", {})
+
+
+async def _page_refusal(
+    request: web.Request, title: str, text: str, fields: dict[str, str]
+) -> web.Response:
+    from gateway.web.admin.pages import render_message
+
+    return await render_message(request, title, text, fields, status=403)

@@ -1,0 +1,104 @@
+"""Rendering dashboard pages: the shared layout context, language cookie and security headers.
+
+Plugins that add a page render it with :func:`render_page` so it gets the same layout,
+navigation, language and CSRF token (``{{ csrf }}`` in their forms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from gateway.web.admin.i18n import LANG_COOKIE, choose_lang, format_time, translate
+from gateway.web.admin.keys import JINJA, LANG, NAV, PRINCIPAL, admin_need
+from gateway.web.keys import CONFIG, need
+
+STATIC_PREFIX = "/static/admin"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def lang_of(request: web.Request) -> str:
+    if LANG not in request:
+        request[LANG] = choose_lang(request)[0]
+    return request[LANG]
+
+
+def layout_context(request: web.Request) -> dict[str, Any]:
+    """What every page's layout needs: strings, user, navigation, CSRF token, language switch."""
+    lang = lang_of(request)
+    other = "en" if lang == "vi" else "vi"
+    who = request.get(PRINCIPAL)
+
+    def t(name: str, /, **fields: Any) -> str:
+        return translate(lang, name, **fields)
+
+    nav = []
+    if who is not None:
+        nav = [
+            {"path": e.path, "label": e.label(lang), "active": e.active(request.path)}
+            for e in admin_need(request.app, NAV)
+            if e.visible_to(who.role)
+        ]
+    return {
+        "t": t,
+        "lang": lang,
+        "switch_url": str(request.rel_url.update_query(lang=other)),
+        "fmt_time": lambda epoch: format_time(epoch, lang),
+        "user": who,
+        "csrf": who.csrf if who is not None else "",
+        "nav": nav,
+        "node": need(request.app, CONFIG).gateway.node_id,
+        "static": STATIC_PREFIX,
+        "path": request.path,
+    }
+
+
+def secure(response: web.StreamResponse) -> web.StreamResponse:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def remember_lang(request: web.Request, response: web.StreamResponse) -> None:
+    lang, changed = choose_lang(request)
+    if changed:
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=365 * 86400, path="/", httponly=True, samesite="Strict"
+        )
+
+
+async def render_page(
+    request: web.Request, template: str, context: Mapping[str, Any], *, status: int = 200
+) -> web.Response:
+    """A page in the dashboard's layout (``templates/base.html``)."""
+    response = aiohttp_jinja2.render_template(
+        template, request, {**layout_context(request), **context}, app_key=JINJA, status=status
+    )
+    remember_lang(request, response)
+    secure(response)
+    return response
+
+
+async def render_message(
+    request: web.Request, title_key: str, text_key: str, fields: Mapping[str, str], *, status: int
+) -> web.Response:
+    """A short page with a title and one sentence (refusals, not found)."""
+    lang = lang_of(request)
+    return await render_page(
+        request,
+        "message.html",
+        {"title": translate(lang, title_key), "text": translate(lang, text_key, **fields)},
+        status=status,
+    )

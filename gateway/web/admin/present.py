@@ -1,0 +1,139 @@
+"""How store rows are shown by the admin API and the dashboard: times in Asia/Ho_Chi_Minh,
+personal data masked (names to initials, CCCDs to ``********1234``) for every role.
+
+Masking is not role-dependent on purpose: the gateway is a conduit, not the system of record;
+a clerk who needs a citizen's full name or ID number reads it in the one-stop-shop or the
+registry, where access is controlled and logged per dossier.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from gateway.log import mask_payload, mask_text
+from gateway.model import VN_TZ
+from gateway.web.exports import LOG_COLUMNS
+
+MAX_ID = 2**63 - 1
+PREVIEW_CHARS = 4000
+DELIVERY_FIELDS = (
+    "id",
+    "status",
+    "destination",
+    "route",
+    "dossier_key",
+    "source",
+    "event",
+    "ref",
+    "attempts",
+    "last_status",
+    "last_error",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+    "next_attempt_at",
+    "deadline_at",
+    "delivered_at",
+)
+_TIMES = {
+    "at",
+    "next_attempt_at",
+    "created_at",
+    "updated_at",
+    "deadline_at",
+    "delivered_at",
+    "received_at",
+}
+
+
+def iso(epoch: float | None) -> str | None:
+    """A store time (UTC epoch) as ISO 8601 with the +07:00 offset."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, VN_TZ).isoformat(timespec="milliseconds")
+
+
+def parse_when(value: str) -> float:
+    """``2020-08-03``, ``2020-08-03T08:15`` (Asia/Ho_Chi_Minh unless an offset is given)."""
+    dt = datetime.fromisoformat(value.strip())
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=VN_TZ)
+    return dt.timestamp()
+
+
+def masked(text: str | None) -> str | None:
+    return None if text is None else mask_text(text)
+
+
+def _shown(row: dict[str, Any], fields: tuple[str, ...] | list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in fields:
+        value = row.get(key)
+        if key in _TIMES:
+            value = iso(value)
+        elif isinstance(value, str) and key in ("error_message", "last_error", "ref", "detail"):
+            value = mask_text(value)
+        out[key] = value
+    return out
+
+
+def log_item(row: dict[str, Any]) -> dict[str, Any]:
+    """One delivery-log row: the CSV export's columns, ISO times, masked error."""
+    return _shown(row, LOG_COLUMNS)
+
+
+def delivery_item(row: dict[str, Any]) -> dict[str, Any]:
+    return _shown(row, DELIVERY_FIELDS)
+
+
+def message_item(row: dict[str, Any]) -> dict[str, Any]:
+    return _shown(row, ("id", "uid", "source", "event", "ref", "revision", "received_at"))
+
+
+def audit_item(row: dict[str, Any]) -> dict[str, Any]:
+    return _shown(row, ("id", "at", "actor", "action", "target", "detail"))
+
+
+def payload_preview(payload: str | None, limit: int = PREVIEW_CHARS) -> str:
+    """The stored message body, masked and pretty-printed, cut at ``limit`` characters."""
+    if not payload:
+        return ""
+    try:
+        text = json.dumps(mask_payload(json.loads(payload)), ensure_ascii=False, indent=2)
+    except ValueError:
+        text = mask_text(payload)
+    return text if len(text) <= limit else text[:limit] + "\n…"
+
+
+def timeline_events(timeline: dict[str, Any]) -> list[dict[str, Any]]:
+    """Messages received and attempts made for one dossier, merged in time order."""
+    events: list[dict[str, Any]] = [
+        {
+            "at": m["received_at"],
+            "kind": "received",
+            "source": m["source"],
+            "event": m["event"],
+            "revision": m["revision"],
+            "ref": mask_text(m["ref"]),
+        }
+        for m in timeline["messages"]
+    ]
+    events += [
+        {
+            "at": a["at"],
+            "kind": "attempt",
+            "destination": a["destination"],
+            "attempt": a["attempt"],
+            "outcome": a["outcome"],
+            "http_status": a["http_status"],
+            "duration_ms": a["duration_ms"],
+            "error": masked(a["error_message"]),
+            "delivery_id": a["delivery_id"],
+            "actor": a["actor"],
+        }
+        for a in timeline["attempts"]
+    ]
+    events.sort(key=lambda e: (e["at"], e["kind"] != "received"))
+    return events
