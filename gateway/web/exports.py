@@ -17,9 +17,24 @@ from gateway.log import mask_text
 from gateway.model import VN_TZ
 
 LOG_COLUMNS = [
-    "id", "at", "delivery_id", "dossier_key", "source", "destination", "route", "attempt",
-    "outcome", "http_status", "duration_ms", "bytes_sent", "bytes_received", "error_class",
-    "error_message", "next_attempt_at", "node", "actor",
+    "id",
+    "at",
+    "delivery_id",
+    "dossier_key",
+    "source",
+    "destination",
+    "route",
+    "attempt",
+    "outcome",
+    "http_status",
+    "duration_ms",
+    "bytes_sent",
+    "bytes_received",
+    "error_class",
+    "error_message",
+    "next_attempt_at",
+    "node",
+    "actor",
 ]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
