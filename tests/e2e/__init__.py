@@ -1,0 +1,1 @@
+"""End-to-end tests: a real gateway on loopback driven by a real browser (Chromium)."""
