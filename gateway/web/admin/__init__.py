@@ -82,7 +82,7 @@ def setup_admin(app: web.Application) -> None:
     protect(app, STATIC_PREFIX, "public")
     api.setup_routes(app)
     dashboard.setup_routes(app)
-    app.on_startup.append(_warn_unprotected)
+    app.on_startup.append(_startup_checks)
     app.on_startup.append(start_refresher)
     app.on_shutdown.append(stop_refresher)
 
@@ -95,8 +95,10 @@ def add_templates(app: web.Application, loader: jinja2.BaseLoader) -> None:
     choice.loaders = [loader, *choice.loaders]
 
 
-async def _warn_unprotected(app: web.Application) -> None:
+async def _startup_checks(app: web.Application) -> None:
     auth = admin_need(app, AUTH)
+    if not auth.tokens.entries:
+        log.warning("no_admin_tokens", effect="no [[tokens]]: nobody can use the API or dashboard")
     missing = sorted(
         {r.canonical for r in app.router.resources() if r.canonical not in auth.policy}
     )
