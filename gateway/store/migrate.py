@@ -9,9 +9,13 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: PostgreSQL advisory lock held while migrating: nodes started together migrate one by one
+#: (the others then find the schema up to date); DDL is transactional there
+MIGRATION_LOCK = 0x6761_7465_7761_7901
 
 
 def alembic_config(extra_dirs: list[str] | None = None) -> AlembicConfig:
@@ -25,6 +29,8 @@ def alembic_config(extra_dirs: list[str] | None = None) -> AlembicConfig:
 
 def upgrade(connection: Connection, extra_dirs: list[str] | None = None) -> None:
     """Apply every pending migration (all branches: the core's and the plugins')."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
     cfg = alembic_config(extra_dirs)
     cfg.attributes["connection"] = connection
     command.upgrade(cfg, "heads")

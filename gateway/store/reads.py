@@ -70,6 +70,14 @@ class ReadQueries:
             rows = await conn.execute(select(breakers))
             return {r.destination: (r.state, r.failures, r.opened_at) for r in rows}
 
+    async def breaker_states(self) -> dict[str, tuple[str, int, float | None, float]]:
+        """The saved breakers with the time each was saved (the state all nodes share)."""
+        async with self.reader.connect() as conn:
+            rows = await conn.execute(select(breakers))
+            return {
+                r.destination: (r.state, r.failures, r.opened_at, float(r.updated_at)) for r in rows
+            }
+
     async def get_cursor(self, system: str) -> str | None:
         async with self.reader.connect() as conn:
             value = (

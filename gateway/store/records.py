@@ -16,6 +16,11 @@ class StoreUnavailable(Exception):
     """The store cannot take writes now (locked too long, disk full, unreachable)."""
 
 
+class DuplicateNodeId(RuntimeError):
+    """Another running node uses this node's ``gateway.node_id`` (both append to one
+    delivery-log chain and one set of leases): a configuration error, never retried away."""
+
+
 @dataclass(slots=True)
 class IntakeItem:
     """A message on its way into the store with the destinations its routes name."""

@@ -6,15 +6,23 @@ transaction by :meth:`Store.write`:
 * SQLite — in one dedicated writer thread on a ``pysqlite`` connection (WAL,
   ``synchronous=FULL``, ``BEGIN IMMEDIATE``): one thread hop per transaction, and the SQL work
   happens off the event loop;
-* PostgreSQL — through ``AsyncConnection.run_sync`` on the asyncpg engine.
+* PostgreSQL — through ``AsyncConnection.run_sync`` on the asyncpg engine
+  (``postgresql+asyncpg://…``; READ COMMITTED). Several nodes may share one database: how
+  they keep order, dedupe and leases straight is in :mod:`gateway.store.writes`.
 
 The engine batches everything it has queued into one transaction per cycle (group commit), so
-durability costs one fsync per cycle, not per dossier. Reads use a separate async engine.
+durability costs one fsync per cycle, not per dossier. Reads use a separate async engine
+(SQLite) or the same pool (PostgreSQL).
+
+One node serialises its own writes (an :class:`asyncio.Lock`): the delivery-log chain head is
+cached per node and must move in commit order. Nodes do not wait for each other except on
+the rows and advisory locks that the writes name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +31,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import and_, create_engine, event, select
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.log import get_logger
 from gateway.model import DeliveryStatus
 from gateway.store import migrate, writes
 from gateway.store.reads import ReadQueries
@@ -34,6 +43,7 @@ from gateway.store.records import (
     ClaimedDelivery,
     CycleResult,
     DeliveryFilter,
+    DuplicateNodeId,
     IngestResult,
     IntakeItem,
     LogFilter,
@@ -41,10 +51,13 @@ from gateway.store.records import (
 )
 from gateway.store.tables import deliveries
 
+log = get_logger("gateway.store")
+
 __all__ = [  # the records are re-exported: callers import them from here too
     "AttemptRecord",
     "ClaimedDelivery",
     "DeliveryFilter",
+    "DuplicateNodeId",
     "IngestResult",
     "IntakeItem",
     "LogFilter",
@@ -54,6 +67,13 @@ __all__ = [  # the records are re-exported: callers import them from here too
 
 T = TypeVar("T")
 DEFAULT_REPLAY_DEADLINE = 259_200.0
+#: PostgreSQL session settings of every gateway connection: a write that waits longer than
+#: this for a lock fails (intake answers 503, the engine retries); a node cut off mid-
+#: transaction has its locks freed by the server
+PG_SETTINGS = {"lock_timeout": "10s", "idle_in_transaction_session_timeout": "60s"}
+#: SQLSTATE classes and codes after which a write may succeed if tried again
+_TRANSIENT_SQLSTATES = ("08", "40", "53", "55P03", "57", "58", "25P03")
+LISTEN_RETRY_SECONDS = 2.0
 
 
 def _async_url(url: str) -> str:
@@ -95,7 +115,13 @@ class Store(ReadQueries):
             self._reader = create_async_engine(self.url, pool_size=4, max_overflow=4)
             _sqlite_pragmas(self._reader.sync_engine, begin="BEGIN")
         else:
-            self._async_writer = create_async_engine(self.url, pool_size=10, max_overflow=10)
+            settings = {**PG_SETTINGS, "application_name": f"gateway {self.node_id}"[:63]}
+            self._async_writer = create_async_engine(
+                self.url,
+                pool_size=10,
+                max_overflow=10,
+                connect_args={"server_settings": settings, "timeout": 10},
+            )
             self._reader = self._async_writer
 
     async def close(self) -> None:
@@ -133,14 +159,27 @@ class Store(ReadQueries):
                         result = await conn.run_sync(fn, *args)
                 else:
                     raise RuntimeError("store is not open: call await store.open() first")
+            except IntegrityError as exc:
+                self.writes.rolled_back()
+                if _chain_conflict(exc):
+                    problem = (
+                        f"another running node also uses node_id {self.node_id!r}: "
+                        "give every node its own gateway.node_id"
+                    )
+                    log.critical("duplicate_node_id", node=self.node_id, problem=problem)
+                    raise DuplicateNodeId(problem) from exc
+                raise
             except OperationalError as exc:
                 self.writes.rolled_back()
                 raise StoreUnavailable(_db_reason(exc)) from exc
             except DBAPIError as exc:
                 self.writes.rolled_back()
-                if exc.connection_invalidated:
+                if exc.connection_invalidated or _transient(exc):
                     raise StoreUnavailable(_db_reason(exc)) from exc
                 raise
+            except OSError as exc:  # the database server cannot be reached (PostgreSQL)
+                self.writes.rolled_back()
+                raise StoreUnavailable(f"cannot reach the database: {exc}") from exc
             except BaseException:
                 self.writes.rolled_back()
                 raise
@@ -162,6 +201,60 @@ class Store(ReadQueries):
     async def ping(self) -> None:
         async with self.reader.connect() as conn:
             await conn.execute(select(1))
+
+    # -- waking other nodes (PostgreSQL LISTEN/NOTIFY) ---------------------------------------
+    async def listen(
+        self, on_work: Callable[[list[str] | None], None], stop: asyncio.Event
+    ) -> None:
+        """Call ``on_work(destinations)`` whenever another node commits work for them, until
+        ``stop`` is set. From the first call on, this node's own cycles announce their work
+        too. A lost connection is re-opened every few seconds; ``on_work(None)`` (everything)
+        follows each (re)connection, since announcements made meanwhile were missed. Polling
+        goes on regardless: this only makes idle nodes react sooner. Not on SQLite (one node).
+        """
+        if self.is_sqlite:
+            return
+        import asyncpg  # type: ignore[import-untyped]
+
+        self.writes.notify = True
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(False)
+        while not stop.is_set():
+            try:
+                conn = await asyncpg.connect(dsn, timeout=10)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("listen_failed", node=self.node_id, error=str(exc)[:200])
+            else:
+                try:
+                    await self._listen_on(conn, on_work, stop)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("listen_failed", node=self.node_id, error=str(exc)[:200])
+                finally:
+                    conn.terminate()
+            if not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=LISTEN_RETRY_SECONDS)
+
+    async def _listen_on(
+        self, conn: Any, on_work: Callable[[list[str] | None], None], stop: asyncio.Event
+    ) -> None:
+        lost = asyncio.Event()
+
+        def received(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            node, _, names = payload.partition("|")
+            if node != self.node_id:
+                on_work([n for n in names.split(",") if n])
+
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(writes.NOTIFY_CHANNEL, received)
+        on_work(None)
+        waits = [asyncio.ensure_future(e.wait()) for e in (stop, lost)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if not stop.is_set():
+            log.warning("listen_connection_lost", node=self.node_id)
 
     # -- the engine's writes -----------------------------------------------------------------------
     async def cycle(
@@ -260,6 +353,16 @@ def _sqlite_pragmas(engine: Engine, *, begin: str) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql(begin)
+
+
+def _chain_conflict(exc: IntegrityError) -> bool:
+    text = str(exc.orig)
+    return "uq_delivery_log_chain_seq" in text or "delivery_log.chain, delivery_log.seq" in text
+
+
+def _transient(exc: DBAPIError) -> bool:
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    return bool(state) and state.startswith(_TRANSIENT_SQLSTATES)
 
 
 def _db_reason(exc: DBAPIError) -> str:

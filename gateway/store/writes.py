@@ -3,16 +3,38 @@
 The same functions run in the SQLite writer thread and, through ``AsyncConnection.run_sync``,
 on PostgreSQL (see :class:`gateway.store.Store`). Each is called inside a transaction the
 store opened; none commits.
+
+Many nodes on one PostgreSQL (READ COMMITTED) — what keeps the promises:
+
+* **Intake order and dedupe.** A cycle first takes a transaction-scoped advisory lock for
+  every dossier key and every (source, external id) it will store, all at once and in sorted
+  order (:func:`lock_keys`). A second node ingesting the same dossier waits until the first
+  commits, then reads the committed rows: it answers a duplicate as a duplicate, numbers the
+  revision after the first, and its deliveries get higher ids. So, per dossier key, delivery
+  ids are allocated in commit order: a node that can see a delivery can see every earlier
+  one. Locking everything up front means a transaction waits for a lock only while it holds
+  none of its own (no deadlock between nodes).
+* **Claims.** ``FOR UPDATE SKIP LOCKED`` picks due rows no other node is taking; a delivery
+  is claimable only while no earlier delivery of its dossier key to the same destination is
+  pending or in flight. Because ids follow commit order (above), two nodes can never both
+  see their own delivery of a dossier as the earliest active one: the second delivery stays
+  blocked in every snapshot until the first is delivered or dead.
+* **Outcomes.** A retry or dead outcome is applied only while the delivery's lease is still
+  this node's (or released): a node that outlived its lease does not reset a delivery that
+  another node has since taken over. A delivered outcome always counts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, exists, insert, select, update
+from sqlalchemy import BigInteger, Select, bindparam, exists, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from gateway.model import DeliveryStatus, Outcome
@@ -37,6 +59,8 @@ from gateway.store.tables import (
 
 ACTIVE = (DeliveryStatus.PENDING.value, DeliveryStatus.IN_FLIGHT.value)
 DEFAULT_DEADLINE = 259_200.0
+#: PostgreSQL LISTEN/NOTIFY channel: "<node id>|<destination>,<destination>..."
+NOTIFY_CHANNEL = "gateway_work"
 
 ChainHead = tuple[int, str]
 
@@ -47,11 +71,19 @@ class Writer:
     The head of the node's log chain is cached between transactions: only this node appends
     to its chain. The cache moves forward only when the store reports a commit
     (:meth:`committed`), so a rolled-back transaction never leaves it ahead of the table.
+    Two nodes configured with the same id would both append to one chain: the unique
+    (chain, seq) constraint refuses the second row and the store raises
+    :class:`gateway.store.records.DuplicateNodeId`.
+
+    ``shared`` (PostgreSQL): other nodes write the same tables, so claims skip locked rows and
+    intake takes advisory locks (see the module's notes). ``notify``: announce committed work
+    on :data:`NOTIFY_CHANNEL` so idle nodes wake without polling.
     """
 
-    def __init__(self, node_id: str, *, skip_locked: bool) -> None:
+    def __init__(self, node_id: str, *, skip_locked: bool, notify: bool = False) -> None:
         self.node_id = node_id
         self.skip_locked = skip_locked
+        self.notify = notify
         self._head: ChainHead | None = None
         self._pending_head: ChainHead | None = None
 
@@ -74,12 +106,26 @@ class Writer:
         lease_seconds: float,
         now: float,
     ) -> CycleResult:
+        if self.skip_locked:
+            lock_keys(conn, [*items, *(f for r in records for f in r.follow_ups)])
         ingested = ingest(conn, items, now) if items else []
         follow = self.record(conn, records, now) if records else []
         claimed = {
             dest: self.claim(conn, dest, n, lease_seconds, now) for dest, n in wanted.items()
         }
+        if self.notify:
+            self.announce(conn, _work_for_others(items, records))
         return CycleResult(ingested, follow, claimed)
+
+    def announce(self, conn: Connection, destinations: Iterable[str]) -> None:
+        """NOTIFY other nodes (delivered at commit) that these destinations have work."""
+        names = sorted(set(destinations))
+        if names:
+            payload = f"{self.node_id}|{','.join(names)}"
+            conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": NOTIFY_CHANNEL, "payload": payload[:7900]},
+            )
 
     def claim(
         self, conn: Connection, destination: str, limit: int, lease_seconds: float, now: float
@@ -128,7 +174,7 @@ class Writer:
     ) -> list[IngestResult]:
         """Log attempts (hash-chained), apply their outcomes, ingest their follow-ups."""
         self.append_log(conn, [log_row(r, self.node_id, now) for r in records])
-        apply_outcomes(conn, records, now)
+        apply_outcomes(conn, records, now, self.node_id)
         follow = [f for r in records for f in r.follow_ups]
         return ingest(conn, follow, now) if follow else []
 
@@ -245,9 +291,13 @@ def log_row(
     }
 
 
-def apply_outcomes(conn: Connection, records: Sequence[AttemptRecord], now: float) -> None:
+def apply_outcomes(
+    conn: Connection, records: Sequence[AttemptRecord], now: float, node_id: str
+) -> None:
     d = deliveries
     not_done = d.c.status != DeliveryStatus.DELIVERED.value
+    # a retry or dead outcome must not undo another node's take-over of an expired lease
+    still_ours = or_(d.c.lease_owner == node_id, d.c.lease_owner.is_(None))
     by_outcome: dict[Outcome, list[dict[str, Any]]] = {}
     for r in records:
         by_outcome.setdefault(r.outcome, []).append(
@@ -276,12 +326,46 @@ def apply_outcomes(conn: Connection, records: Sequence[AttemptRecord], now: floa
         Outcome.DEAD: {"status": DeliveryStatus.DEAD.value},
     }
     for outcome, params in by_outcome.items():
-        stmt = (
-            update(d)
-            .where(d.c.id == bindparam("b_id"), not_done)
-            .values(**common, **status_for[outcome])
-        )
+        conds = [d.c.id == bindparam("b_id"), not_done]
+        if outcome is not Outcome.DELIVERED:
+            conds.append(still_ours)
+        stmt = update(d).where(*conds).values(**common, **status_for[outcome])
         conn.execute(stmt, params)
+
+
+def _work_for_others(items: Sequence[IntakeItem], records: Sequence[AttemptRecord]) -> set[str]:
+    """Destinations that may have new claimable work after this cycle commits: those of new
+    deliveries, and those whose delivery finished (the dossier's next one may now go)."""
+    dests = {dest for it in items for _, dest in it.routes}
+    for r in records:
+        if r.outcome is not Outcome.RETRY:
+            dests.add(r.delivery.destination)
+        dests.update(dest for f in r.follow_ups for _, dest in f.routes)
+    return dests
+
+
+def _lock_id(kind: str, *parts: str) -> int:
+    digest = hashlib.blake2b("\x1f".join((kind, *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_keys(conn: Connection, items: Sequence[IntakeItem]) -> None:
+    """PostgreSQL: take the transaction's advisory locks for these items' dossier keys and
+    dedupe keys, in one statement and in sorted order (so two nodes never deadlock)."""
+    keys: set[int] = set()
+    for it in items:
+        msg = it.message
+        keys.add(_lock_id("dossier", msg.dossier_key))
+        keys.add(_lock_id("message", msg.source, msg.external_id))
+    if not keys:
+        return
+    conn.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(k) "
+            "FROM unnest(:keys) WITH ORDINALITY AS t(k, n) ORDER BY n"
+        ).bindparams(bindparam("keys", type_=ARRAY(BigInteger))),
+        {"keys": sorted(keys)},
+    ).all()
 
 
 def ingest(conn: Connection, items: Sequence[IntakeItem], now: float) -> list[IngestResult]:
@@ -404,10 +488,11 @@ def audit(
 
 
 def upsert(conn: Connection, table: Any, key: str, key_value: str, values: dict[str, Any]) -> None:
-    """Update the row whose ``key`` is ``key_value``, or insert it (portable across databases)."""
-    result = conn.execute(update(table).where(table.c[key] == key_value).values(**values))
-    if not result.rowcount:
-        conn.execute(insert(table).values(**{key: key_value, **values}))
+    """Insert the row whose ``key`` is ``key_value`` or update it, in one statement (two nodes
+    may write the same row at once: ``INSERT … ON CONFLICT DO UPDATE`` on both databases)."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(table).values(**{key: key_value, **values})
+    conn.execute(stmt.on_conflict_do_update(index_elements=[table.c[key]], set_=values))
 
 
 def save_breaker(
