@@ -43,6 +43,9 @@ class GatewaySection(_Strict):
     plugins_dir: str | None = None
     log_format: Literal["json", "console"] = "json"
     log_retention_days: int | None = Field(default=None, gt=0)
+    #: PostgreSQL: wake idle nodes with LISTEN/NOTIFY when another node commits work
+    #: (polling goes on as the fallback); ignored on SQLite
+    notify: bool = False
     #: HMAC key of dashboard session cookies; shared by every node behind one address.
     #: Unset: a random key per process (sessions end when the process restarts).
     session_secret: SecretStr | None = None

@@ -141,6 +141,10 @@ class DeliveryEngine:
             asyncio.create_task(self._cycle_loop(), name="write-cycle"),
             asyncio.create_task(self._housekeeping_loop(), name="housekeeping"),
         ]
+        if self.config.gateway.notify and not self.store.is_sqlite:
+            self._tasks.append(
+                asyncio.create_task(self.store.listen(self.wake, self._stop), name="listen")
+            )
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop claiming, let in-flight attempts finish within ``grace`` seconds and record
