@@ -1,11 +1,20 @@
-"""Shared fixtures: real servers on loopback, a fresh plugin manager and SQLite per test."""
+"""Shared fixtures: real servers on loopback, a fresh plugin manager and SQLite per test.
+
+The store and engine suites run on both databases: tests in :data:`BOTH_DATABASES` modules
+(or marked ``both_databases``) are parametrised ``[sqlite]`` / ``[postgresql]``; the
+PostgreSQL run gets a fresh database on a throwaway cluster (one per test session, started
+from the server binaries on the machine), and :func:`make_config` points at it. Where the
+binaries are missing those runs skip, unless ``CI`` is set: then they fail.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +24,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import Config, config_from_dict
 from gateway.signing import sign
+from gateway.store.throwaway import PostgresUnavailable, ThrowawayPostgres
 from gateway.testing.sink import Sink
 from gateway.web.app import create_app
 
 SECRET = "test-secret"
+#: test modules whose every test runs on SQLite and on PostgreSQL
+BOTH_DATABASES = {"test_engine.py", "test_delivery_flow.py"}
+#: the database make_config uses when the running test is a PostgreSQL one (None: SQLite)
+_DATABASE: dict[str, str | None] = {"url": None}
+_DB_NAMES = itertools.count(1)
 
 
 def make_config(tmp_path: Path, sink_url: str, **overrides: Any) -> Config:
@@ -35,7 +50,7 @@ def make_config(tmp_path: Path, sink_url: str, **overrides: Any) -> Config:
     dst.update(overrides.pop("dst", {}))
     data: dict[str, Any] = {
         "gateway": {
-            "database": f"sqlite:///{tmp_path}/gw.db",
+            "database": _DATABASE["url"] or f"sqlite:///{tmp_path}/gw.db",
             "node_id": "test",
             "poll_interval": 0.05,
             "shutdown_grace": 2,
@@ -91,3 +106,57 @@ def gateway_factory(
         return await aiohttp_client(app)
 
     return factory
+
+
+# -- SQLite and PostgreSQL ---------------------------------------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_databases: run the test on SQLite and on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    module = Path(str(metafunc.module.__file__)).name
+    if module in BOTH_DATABASES or metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[ThrowawayPostgres]:
+    """A throwaway PostgreSQL cluster for the whole session (initdb in a temporary directory,
+    a loopback port, stopped and removed at the end)."""
+    try:
+        pg = ThrowawayPostgres()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (CI installs it in .ci/run)")
+        pytest.skip(str(exc))
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+
+
+def fresh_postgres_database(pg: ThrowawayPostgres) -> str:
+    """A new empty database on the session's cluster; returns its URL."""
+    return pg.create_database(f"t{os.getpid()}_{next(_DB_NAMES)}")
+
+
+@pytest.fixture(autouse=True)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``sqlite`` (the default) or ``postgresql``: a fresh database for this test, which
+    :func:`make_config` (and so ``gateway_factory``) uses."""
+    name: str = getattr(request, "param", "sqlite")
+    if name == "postgresql":
+        _DATABASE["url"] = fresh_postgres_database(request.getfixturevalue("postgres_cluster"))
+    try:
+        yield name
+    finally:
+        _DATABASE["url"] = None
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: ThrowawayPostgres) -> str:
+    """A fresh database on the throwaway cluster (for PostgreSQL-only tests)."""
+    return fresh_postgres_database(postgres_cluster)
