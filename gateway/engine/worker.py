@@ -448,23 +448,57 @@ class DeliveryEngine:
                 log.info("delivery_log_pruned", rows=pruned, older_than_days=days)
 
     async def _housekeeping_loop(self) -> None:
+        # a dead node's leases are taken over at most a quarter lease after they expire
+        reclaim_every = min(RECLAIM_SECONDS, self.config.gateway.lease_seconds / 4)
+        sweep = min(SWEEP_SECONDS, reclaim_every)
         last_reclaim = time.monotonic()
         last_prune = 0.0
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=SWEEP_SECONDS)
+                await asyncio.wait_for(self._stop.wait(), timeout=sweep)
             if self._stopping:
                 return
             try:
-                if time.monotonic() - last_reclaim >= RECLAIM_SECONDS:
+                if time.monotonic() - last_reclaim >= reclaim_every:
                     last_reclaim = time.monotonic()
                     if await self.store.reclaim_expired():
                         self.wake()
                 self.queue_depth = await self.store.queue_depth()
                 self.metrics.queue_depth.set(self.queue_depth)
                 await self._load_due()
+                await self._share_breakers()
                 if time.monotonic() - last_prune >= PRUNE_SECONDS:
                     last_prune = time.monotonic()
                     await self._prune()
             except Exception as exc:
                 log.warning("housekeeping_failed", error=mask_text(str(exc)))
+
+    async def _share_breakers(self) -> None:
+        """Adopt what other nodes saved (several nodes on one PostgreSQL): a breaker another
+        node opened is respected here until its ``reset_after`` passes, and one another node
+        closed after this node opened its own (a trial succeeded there) closes here too.
+        Failure counts stay per node; only the opening and the closing are shared."""
+        now = time.time()
+        for name, (state, failures, opened_at, saved_at) in (
+            await self.store.breaker_states()
+        ).items():
+            lane = self.lanes.get(name)
+            if lane is None:
+                continue
+            b = lane.breaker
+            if state == BreakerState.OPEN.value and opened_at is not None:
+                fresh = now - opened_at < b.policy.reset_after
+                newer = b.state is BreakerState.CLOSED or (
+                    b.state is BreakerState.OPEN and (b.opened_at or 0.0) < opened_at
+                )
+                if not (fresh and newer):
+                    continue
+                b.restore(state, max(failures, b.failures), opened_at)
+            elif state == BreakerState.CLOSED.value and b.state is not BreakerState.CLOSED:
+                if b.opened_at is None or saved_at <= b.opened_at:
+                    continue
+                b.success()
+            else:
+                continue
+            log.info("breaker_shared", destination=name, state=b.state.value)
+            self.metrics.breaker.labels(name).set(BREAKER_VALUES[b.state.value])
