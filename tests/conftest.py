@@ -160,3 +160,9 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
 def postgres_url(postgres_cluster: ThrowawayPostgres) -> str:
     """A fresh database on the throwaway cluster (for PostgreSQL-only tests)."""
     return fresh_postgres_database(postgres_cluster)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> str:
+    """This test's database: the fresh PostgreSQL one, or SQLite in ``tmp_path``."""
+    return _DATABASE["url"] or f"sqlite:///{tmp_path}/gw.db"
