@@ -10,6 +10,8 @@ needs it.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import importlib.util
 import inspect
 import os
@@ -63,6 +65,15 @@ class LoadError:
     reason: str
 
 
+@dataclass(slots=True, frozen=True)
+class DropIn:
+    """A loaded drop-in file: what it was (its SHA-256) when its module was executed."""
+
+    path: Path
+    digest: str
+    module: ModuleType
+
+
 @dataclass(slots=True)
 class Registered:
     name: str
@@ -78,8 +89,20 @@ class Plugins:
     load_errors: list[LoadError] = field(default_factory=list)
     blocked: set[str] = field(default_factory=set)
     origins: dict[str, str] = field(default_factory=dict)
+    dropins: dict[str, DropIn] = field(default_factory=dict)
     _connectors: dict[str, Registered] | None = None
     _simulators: dict[str, Registered] | None = None
+
+    def adopt(self, other: Plugins) -> None:
+        """Take over ``other``'s manager and findings (a reload): everything holding this
+        facade (the app, the engine, intake) sees the new plugins from the next call on."""
+        self.pm = other.pm
+        self.load_errors = other.load_errors
+        self.blocked = other.blocked
+        self.origins = other.origins
+        self.dropins = other.dropins
+        self._connectors = other._connectors
+        self._simulators = other._simulators
 
     # -- capabilities ----------------------------------------------------------------------
     def _collect(self, hook_name: str, *args: Any) -> dict[str, Registered]:
@@ -246,6 +269,36 @@ def _load_dropin(path: Path) -> ModuleType:
     return module
 
 
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hook implementations of ``plugin`` that name no hook in the specs (a typo, or a hook
+    of a newer gateway), unless marked ``optionalhook``."""
+    names = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.has_spec():
+            continue
+        impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
+        if any(not i.optionalhook for i in impls):
+            names.append(caller.name)
+    return sorted(names)
+
+
+def _register_checked(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
+    """Register a loaded plugin; one that implements an unknown hook is refused on its own
+    (it would otherwise fail ``check_pending()`` for every plugin)."""
+    pm.register(plugin, name=name)
+    unknown = unknown_hooks(pm, plugin)
+    if unknown:
+        pm.unregister(plugin)
+        raise PluginError(
+            f"unknown hook(s) {', '.join(unknown)}: not in gateway.hookspecs "
+            "(a typo in the name, or a hook of a newer gateway)"
+        )
+
+
 def dropin_files(directory: Path) -> list[Path]:
     """Single-file plugins in ``plugins_dir``: ``*.py`` directly inside it, no links."""
     if not directory.is_dir():
@@ -263,8 +316,14 @@ def build_plugins(
     plugins_dir: Path | None = None,
     load_entry_points: bool = True,
     env: dict[str, str] | None = None,
+    previous: Plugins | None = None,
 ) -> Plugins:
-    """Build a fresh plugin manager with every available plugin loaded."""
+    """Build a fresh plugin manager with every available plugin loaded.
+
+    With ``previous`` (a reload), drop-in files that have not changed keep their module
+    (nothing is executed again), and a drop-in that now fails to load keeps its previous
+    version running, with the failure recorded in :attr:`Plugins.load_errors`.
+    """
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     blocked = blocked_names(env)
@@ -277,21 +336,14 @@ def build_plugins(
                 continue
             try:
                 module = ep.load()
-                pm.register(module, name=ep.name)
+                _register_checked(pm, module, ep.name)
                 plugins.origins[ep.name] = f"entry point {ep.value}"
             except Exception as exc:
-                plugins.load_errors.append(
-                    LoadError(ep.name, f"entry point {ep.value}", _reason(exc))
-                )
+                plugins.load_errors.append(LoadError(ep.name, f"entry point {ep.value}", _why(exc)))
     if plugins_dir is not None:
         for path in dropin_files(plugins_dir):
-            if path.stem in blocked:
-                continue
-            try:
-                pm.register(_load_dropin(path), name=path.stem)
-                plugins.origins[path.stem] = f"drop-in {path}"
-            except Exception as exc:
-                plugins.load_errors.append(LoadError(path.stem, f"drop-in {path}", _reason(exc)))
+            if path.stem not in blocked:
+                _add_dropin(plugins, path, previous.dropins if previous else {})
     for name, plugin in extra:
         if name not in blocked:
             try:
@@ -306,10 +358,42 @@ def build_plugins(
     return plugins
 
 
+def _add_dropin(plugins: Plugins, path: Path, before: dict[str, DropIn]) -> None:
+    name, origin = path.stem, f"drop-in {path}"
+    old = before.get(name)
+    try:
+        digest = _digest(path)
+        if old is not None and old.path == path and old.digest == digest:
+            module = old.module  # unchanged: not executed again
+        else:
+            module = _load_dropin(path)
+        _register_checked(plugins.pm, module, name)
+    except Exception as exc:
+        reason = _why(exc)
+        if old is not None and not plugins.pm.has_plugin(name):
+            with contextlib.suppress(Exception):
+                _register_checked(plugins.pm, old.module, name)
+                plugins.origins[name] = origin
+                plugins.dropins[name] = old
+                reason += " (the previous version keeps running)"
+        plugins.load_errors.append(LoadError(name, origin, reason))
+        return
+    plugins.origins[name] = origin
+    plugins.dropins[name] = DropIn(path, digest, module)
+
+
 def _one_line(exc: BaseException) -> str:
     """A multi-line exception message (pluggy's validation errors) as one readable line."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return "; ".join(lines) or type(exc).__name__
+
+
+def _why(exc: BaseException) -> str:
+    """Why a plugin failed to load, on one line: validation errors as pluggy words them,
+    anything else with the file and line it came from."""
+    if isinstance(exc, PluginError | pluggy.PluginValidationError):
+        return f"{type(exc).__name__}: {_one_line(exc)}"
+    return _one_line(ValueError(_reason(exc)))
 
 
 def _reason(exc: BaseException) -> str:

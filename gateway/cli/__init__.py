@@ -7,7 +7,7 @@ import sys
 import click
 
 from gateway import __version__
-from gateway.cli import demo, ops, system
+from gateway.cli import demo, ops, plugins_cmd, system
 from gateway.config import ConfigError
 from gateway.plugins import PluginError, build_plugins
 
@@ -18,7 +18,7 @@ def build_cli() -> click.Group:
     def cli() -> None:
         pass
 
-    for command in (*system.COMMANDS, demo.demo, *ops.COMMANDS):
+    for command in (*system.COMMANDS, *plugins_cmd.COMMANDS, demo.demo, *ops.COMMANDS):
         cli.add_command(command)
     try:
         build_plugins().add_commands(cli)

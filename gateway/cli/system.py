@@ -1,29 +1,43 @@
-"""``gateway run``, ``db upgrade``, ``plugins list|check``, ``simulate``."""
+"""``gateway run``, ``db upgrade``, ``simulate`` (``plugins ...`` is in :mod:`.plugins_cmd`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
+import os
+import signal
 from pathlib import Path
+from typing import Any
 
 import click
 from aiohttp import web
 
-from gateway.cli.common import config_option, echo_json, json_option, load, run, table
+from gateway.cli.common import config_option, load, run
+from gateway.cli.plugins_cmd import pid_file_option
 from gateway.log import configure_logging
-from gateway.plugins import PluginError, build_plugins, plugins_for
+from gateway.plugins import plugins_for
 from gateway.simulation import SimulatorOptions
 from gateway.store import Store
 
 
-@click.command("run", help="Run the gateway: intake, delivery workers, admin API and dashboard.")
+@click.command(
+    "run",
+    help="Run the gateway: intake, delivery workers, admin API and dashboard. SIGHUP (or "
+    "`gateway plugins reload`) reloads drop-in plugins without dropping traffic.",
+)
 @config_option
-def run_cmd(config_path: Path) -> None:
+@pid_file_option
+def run_cmd(config_path: Path, pid_file: Path) -> None:
     from gateway.web.app import create_app
 
     config = load(config_path)
     configure_logging(config.gateway.log_format)
     app = create_app(config)
+    app[_RELOADS] = set()
+    app.on_startup.append(functools.partial(_on_started, pid_file=pid_file))
+    app.on_cleanup.append(functools.partial(_on_stopped, pid_file=pid_file))
     click.echo(
         f"gateway listening on http://{config.gateway.listen} (config {config_path})", err=True
     )
@@ -35,6 +49,48 @@ def run_cmd(config_path: Path) -> None:
         print=None,
         access_log=None,
     )
+
+
+_RELOADS = web.AppKey("reload_tasks", set[asyncio.Task[Any]])
+
+
+async def _on_started(app: web.Application, *, pid_file: Path) -> None:
+    """Write the pid file and reload drop-in plugins on SIGHUP (where there is one)."""
+    from gateway.reload import reload_plugins
+
+    _write_pid(pid_file)
+    tasks = app[_RELOADS]
+    if not hasattr(signal, "SIGHUP"):
+        return
+
+    def on_sighup() -> None:
+        task = asyncio.create_task(reload_plugins(app), name="reload-plugins")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
+
+
+async def _on_stopped(app: web.Application, *, pid_file: Path) -> None:
+    if hasattr(signal, "SIGHUP"):
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+    tasks: set[asyncio.Task[Any]] = app[_RELOADS]
+    for task in list(tasks):
+        with contextlib.suppress(Exception):
+            await task
+    _remove_pid(pid_file)
+
+
+def _write_pid(pid_file: Path) -> None:
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+
+
+def _remove_pid(pid_file: Path) -> None:
+    """Remove the pid file if it is still ours (another gateway may have started since)."""
+    with contextlib.suppress(OSError):
+        if pid_file.read_text().strip() == str(os.getpid()):
+            pid_file.unlink()
 
 
 @click.group("db", help="Database maintenance.")
@@ -61,57 +117,6 @@ def db_upgrade(config_path: Path) -> None:
     if missing:
         raise click.ClickException(f"migrations still pending: {', '.join(sorted(missing))}")
     click.echo("database is up to date")
-
-
-@click.group("plugins", help="Plugins: what is installed and whether it works.")
-def plugins() -> None:
-    pass
-
-
-@plugins.command(
-    "list", help="Every plugin: name, version, origin, hooks, systems using it, load errors."
-)
-@config_option
-@json_option
-def plugins_list(config_path: Path, as_json: bool) -> None:
-    config = load(config_path) if config_path.exists() else None
-    pm = plugins_for(config) if config else build_plugins()
-    rows = pm.describe()
-    connectors = pm.connectors()
-    for row in rows:
-        provided = [n for n, r in connectors.items() if r.plugin == row["name"]]
-        row["connectors"] = ", ".join(provided)
-        row["systems"] = ", ".join(
-            s for s, cfg in (config.systems.items() if config else []) if cfg.plugin in provided
-        )
-        row["hooks"] = ", ".join(h.removeprefix("gateway_") for h in row["hooks"])
-    errors = [{"name": e.name, "origin": e.origin, "error": e.reason} for e in pm.load_errors]
-    if as_json:
-        echo_json({"plugins": rows, "errors": errors})
-        return
-    click.echo(table(rows, ["name", "version", "origin", "connectors", "systems", "hooks"]))
-    for e in errors:
-        click.echo(f"LOAD ERROR {e['name']} ({e['origin']}): {e['error']}", err=True)
-
-
-@plugins.command("check", help="Check that every configured system's plugin loads and builds.")
-@config_option
-def plugins_check(config_path: Path) -> None:
-    config = load(config_path)
-    pm = plugins_for(config)
-    failed = False
-    for e in pm.load_errors:
-        click.echo(f"FAIL load {e.name}: {e.reason}")
-        failed = True
-    for name, system in config.systems.items():
-        try:
-            pm.build_connector(system)
-            click.echo(f"ok   system {name}: connector {system.plugin!r}")
-        except PluginError as exc:
-            click.echo(f"FAIL system {name}: {exc}")
-            failed = True
-    if failed:
-        raise click.exceptions.Exit(1)
 
 
 @click.command(
@@ -189,4 +194,4 @@ async def _serve(app: web.Application, port: int) -> None:
         await runner.cleanup()
 
 
-COMMANDS = [run_cmd, db, plugins, simulate]
+COMMANDS = [run_cmd, db, simulate]

@@ -22,7 +22,8 @@ The checks (each one a test, each with a readable reason when it fails):
 * ``idempotency_key_unchanged_across_resends`` — the same message sent three times under one
   key is acknowledged every time and the simulator sees exactly that key;
 * ``classify_http_<status>`` — 408, 429 and 5xx are retryable (with ``Retry-After``), other
-  4xx permanent (unless listed in ``delivered_statuses``, e.g. 409 "already have it");
+  4xx permanent (409 "already received" may be a delivery, and so may the statuses listed
+  in ``delivered_statuses``);
 * ``classify_transport_errors`` — timeouts, resets, refused connections, cut answers are
   retryable;
 * ``send_to_unreachable_system`` — a closed port is a retryable error, quickly;
@@ -494,7 +495,8 @@ class ContractRunner:
                 )
 
     async def check_classify_http(self, status: int) -> None:
-        delivered = status in self._samples.delivered_statuses
+        # 409 "already received" is how an idempotent receiver answers a resend
+        delivered = status == 409 or status in self._samples.delivered_statuses
         if self._samples.outbound:
             async with serve(_scripted(status)) as url, aiohttp.ClientSession() as session:
                 connector = self.connector(url)
