@@ -29,7 +29,13 @@ from gateway.simulation import SimulatorOptions
 from gateway.web.app import create_app
 from gateway.web.keys import STORE
 
-DEMO_SECRETS = ("motcua.secret", "motcua.password", "registry.secret", "post_office.secret")
+DEMO_SECRETS = (
+    "motcua.secret",
+    "motcua.password",
+    "registry.secret",
+    "post_office.secret",
+    "admin.token",
+)
 
 
 def ensure_demo_secrets(directory: Path) -> list[Path]:
@@ -193,6 +199,8 @@ def _simulator_extra(plugin: str, options: dict[str, Any], rate: float) -> dict[
             "username": options.get("username", "gateway"),
             "password": str(password) if password else "secret",
             "madonvi": options.get("madonvi", "000.00.12.H06"),
+            # the desk's clock starts now, so a second demo run brings new dossiers
+            "start": datetime.now(VN_TZ).replace(second=0, microsecond=0).isoformat(),
         }
     return {}
 
@@ -205,6 +213,9 @@ def _banner(config: Config, sims: dict[str, str], fault_profile: str, log_path: 
     for name, url in sims.items():
         click.echo(f"simulator   {name:<12} {url}")
     click.echo(f"database    {config.gateway.database}")
+    token = log_path.parent / "secrets" / "admin.token"
+    if token.exists():
+        click.echo(f"sign in     with the admin token in {token.resolve()}")
     click.echo(
         f"fault profile {fault_profile}; structured log in {log_path.resolve()}; Ctrl-C stops"
     )

@@ -3,10 +3,12 @@ the file, the key and the problem (DESIGN.md §9)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from gateway.cli.demo import ensure_demo_secrets
 from gateway.config import Config, ConfigError, config_from_dict, load_config
 from gateway.plugins import PluginError, build_plugins
 from gateway.web.app import create_app
@@ -153,23 +155,31 @@ def test_absolute_file_secret_resolves(tmp_path: Path) -> None:
     assert secret is not None and secret.get_secret_value() == "absolute"
 
 
-def test_shipped_config_loads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GATEWAY_INTAKE_SECRET", "demo-secret")
-    config = load_config(REPO / "config" / "gateway.toml")
-    assert set(config.systems) >= {"sink", "intake"}
-    intake_secret = config.systems["intake"].inbound_secret
-    assert intake_secret is not None and intake_secret.get_secret_value() == "demo-secret"
+def shipped_copy(tmp_path: Path) -> Path:
+    """The shipped config/ in a fresh tree (its secrets live in ../var/secrets/)."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    return tmp_path / "config" / "gateway.toml"
+
+
+def test_shipped_config_loads_with_the_demo_secrets(tmp_path: Path) -> None:
+    path = shipped_copy(tmp_path)
+    created = ensure_demo_secrets(tmp_path / "var" / "secrets")
+    assert {p.name for p in created} >= {"motcua.secret", "admin.token"}
+    assert all(p.stat().st_mode & 0o077 == 0 for p in created)  # readable by the owner only
+    config = load_config(path)
+    assert set(config.systems) >= {"motcua", "registry", "post_office"}
+    secret = config.systems["motcua"].inbound_secret
+    assert secret is not None
+    assert secret.get_secret_value() == (tmp_path / "var/secrets/motcua.secret").read_text().strip()
     plugins = build_plugins()
     for system in config.systems.values():
         plugins.build_connector(system)
 
 
-def test_shipped_config_names_the_missing_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("GATEWAY_INTAKE_SECRET", raising=False)
-    path = REPO / "config" / "gateway.toml"
-    err = config_error(path)
-    assert err.key == "systems.intake.inbound_secret"
-    assert "GATEWAY_INTAKE_SECRET" in err.problem
+def test_shipped_config_without_secrets_names_the_missing_file(tmp_path: Path) -> None:
+    err = config_error(shipped_copy(tmp_path))
+    assert err.key.endswith("inbound_secret") or err.key.endswith("token")
+    assert "cannot read secret file" in err.problem and "var/secrets" in err.problem
 
 
 # -- what is refused ----------------------------------------------------------------------------
