@@ -537,3 +537,21 @@ def test_known_decisions_are_counted_by_the_vietnamese_day() -> None:
             sent_history=SentHistory(),
             now=datetime(2020, 8, 24, 10),
         )
+
+
+def test_stopped_before_ever_listed_pays_what_was_owed_once() -> None:
+    grant = lan_grant()  # signed 2020-08-20 from 2020-08; the August list was built on 07-24
+    stop = lan(so="217/QĐ", ngayKy="2020-08-22", loai="thoi_huong", tuThang="2020-09", lyDo="chết")
+    lists = simulate(RULES, UNITS, [grant, stop], "02053", months("2020-09", "2020-10"))
+    assert summary(lists) == [("2020-09", "giam", 0, 540000, 0)]
+    nothing_owed = simulate(
+        RULES,
+        UNITS,
+        [
+            pha_grant(ngayKy="2020-06-01", tuThang="2020-06"),
+            pha(so="2/QĐ", ngayKy="2020-06-05", loai="thoi_huong", tuThang="2020-06"),
+        ],
+        "02053",
+        months("2020-09", "2020-09"),
+    )
+    assert nothing_owed[0].lines == ()
