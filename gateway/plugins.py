@@ -286,16 +286,49 @@ def unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     return sorted(names)
 
 
+#: hooks the gateway calls synchronously: an ``async def`` implementation would never run
+SYNC_HOOKS = frozenset(
+    {
+        "gateway_register_connectors",
+        "gateway_register_simulators",
+        "gateway_register_jobs",
+        "gateway_register_commands",
+        "gateway_migration_dirs",
+        "gateway_web_routes",
+    }
+)
+
+
+def async_sync_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Hooks in :data:`SYNC_HOOKS` that ``plugin`` implements with ``async def``."""
+    return sorted(
+        caller.name
+        for caller in pm.get_hookcallers(plugin) or []
+        if caller.name in SYNC_HOOKS
+        and any(
+            i.plugin is plugin and inspect.iscoroutinefunction(i.function)
+            for i in caller.get_hookimpls()
+        )
+    )
+
+
 def _register_checked(pm: pluggy.PluginManager, plugin: object, name: str) -> None:
-    """Register a loaded plugin; one that implements an unknown hook is refused on its own
-    (it would otherwise fail ``check_pending()`` for every plugin)."""
+    """Register a loaded plugin; one that implements an unknown hook, or a synchronous hook
+    with ``async def``, is refused on its own (it would otherwise fail ``check_pending()``
+    for every plugin, or leave a coroutine that never runs)."""
     pm.register(plugin, name=name)
-    unknown = unknown_hooks(pm, plugin)
-    if unknown:
+    unknown, wrongly_async = unknown_hooks(pm, plugin), async_sync_hooks(pm, plugin)
+    if unknown or wrongly_async:
         pm.unregister(plugin)
+    if unknown:
         raise PluginError(
             f"unknown hook(s) {', '.join(unknown)}: not in gateway.hookspecs "
             "(a typo in the name, or a hook of a newer gateway)"
+        )
+    if wrongly_async:
+        raise PluginError(
+            f"{', '.join(wrongly_async)} must be a plain function, not async: the gateway "
+            "calls it synchronously"
         )
 
 

@@ -30,7 +30,8 @@ def build_cli() -> click.Group:
 def main(argv: list[str] | None = None) -> None:
     cli = build_cli()
     try:
-        cli.main(args=argv, prog_name="gateway", standalone_mode=False)
+        # without standalone mode click returns (not raises) the code of click.exceptions.Exit
+        code = cli.main(args=argv, prog_name="gateway", standalone_mode=False)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -45,3 +46,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:
+        sys.exit(code)

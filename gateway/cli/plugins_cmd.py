@@ -28,19 +28,15 @@ import click
 
 from gateway.cli.common import config_option, echo_json, json_option, load, table
 from gateway.config import Config
-from gateway.plugins import ENTRY_POINT_GROUP, PluginError, Plugins, build_plugins, plugins_for
-
-#: hooks the gateway calls synchronously: an ``async def`` implementation would never run
-SYNC_HOOKS = frozenset(
-    {
-        "gateway_register_connectors",
-        "gateway_register_simulators",
-        "gateway_register_jobs",
-        "gateway_register_commands",
-        "gateway_migration_dirs",
-        "gateway_web_routes",
-    }
+from gateway.plugins import (
+    ENTRY_POINT_GROUP,
+    SYNC_HOOKS,
+    PluginError,
+    Plugins,
+    build_plugins,
+    plugins_for,
 )
+
 BUNDLED_DISTRIBUTION = "motcua-gateway"
 DEFAULT_PID_FILE = Path("var/gateway.pid")
 

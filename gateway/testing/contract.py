@@ -232,6 +232,8 @@ class ContractRunner:
         self.samples = samples
         self.simulator = simulator
         self.check_timeout = check_timeout
+        #: set when a send hung: later checks that send are skipped rather than each waiting
+        self.hung: str | None = None
 
     # -- helpers --------------------------------------------------------------------------------
     @property
@@ -270,6 +272,8 @@ class ContractRunner:
         key: str,
     ) -> Receipt | GatewayError:
         """What the engine does for one attempt: render, add the key, send — bounded."""
+        if self.hung:
+            raise ContractSkip(f"not sent: {self.hung}")
         request = await self._render(connector, message)
         request.headers["Idempotency-Key"] = key
         limit = self.send_timeout
@@ -277,6 +281,7 @@ class ContractRunner:
             async with asyncio.timeout(limit):
                 return await connector.send(session, request)
         except TimeoutError:
+            self.hung = f"an earlier send hung for {limit:g}s"
             raise ContractFailure(
                 f"send did not return within {limit:g}s although the system's timeouts are "
                 "shorter: a send that hangs holds a delivery slot (honour "
@@ -664,6 +669,9 @@ def runner_for(
 # -- the pytest face ----------------------------------------------------------------------------
 
 
+_RUNNERS: dict[type, ContractRunner] = {}
+
+
 class ConnectorContract:
     """Subclass in a test module (name it ``Test...``) to run the contract as tests.
 
@@ -688,6 +696,14 @@ class ConnectorContract:
 
     @classmethod
     def contract_runner(cls) -> ContractRunner:
+        """One runner per class (a send that hangs is waited for once, not in every test)."""
+        runner = _RUNNERS.get(cls)
+        if runner is None:
+            runner = _RUNNERS[cls] = cls._new_runner()
+        return runner
+
+    @classmethod
+    def _new_runner(cls) -> ContractRunner:
         from gateway.plugins import build_plugins
 
         if not cls.connector_name:
