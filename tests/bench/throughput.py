@@ -1,363 +1,126 @@
 """Throughput: the gateway end to end with durability on, against a bare aiohttp forwarder.
 
-Same client, same sink, same machine, one run. Each side runs in its own process:
+Same client, same sink, same machine, one run. Each side runs in its own process
+(the pieces are in ``_common.py``, shared with ``peers.py``):
 
-* sink       — counts what arrives (distinct Idempotency-Keys for the gateway)
+* sink       — counts what arrives (distinct dossier ids)
 * floor      — a bare aiohttp forwarder: receive, forward to the sink, answer
 * gateway    — `gateway run` on SQLite (WAL, synchronous=FULL: every 202 is fsynced)
 
-The client pushes N signed ~2 KB dossiers with C concurrent connections. For the floor the run
-ends when the last answer arrives (forwarding is synchronous); for the gateway when the sink
-has received all N. Printed last: ``ratio 0.NN`` = gateway dossiers/s ÷ floor dossiers/s.
+The client pushes N signed ~2 KB dossiers with C concurrent connections. A run ends when the
+sink has received all N (for the floor that is when the last answer arrives: it forwards
+before answering). Printed last: ``ratio 0.NN`` = gateway dossiers/s ÷ floor dossiers/s.
 
-    python tests/bench/throughput.py [--quick] [-n N] [-c C]
+    python tests/bench/throughput.py [--quick] [-n N] [-c C] [--repeat R]
+        [--profile DIR] [--json PATH]
+
+``--profile DIR`` samples the gateway with py-spy for 5 s of the run and prints its hotspots.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import resource
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
-import aiohttp
-from aiohttp import web
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HERE = Path(__file__).resolve()
-SECRET = "bench-secret"
+from _common import (
+    COMMON,
+    Floor,
+    Gateway,
+    dump_json,
+    free_port,
+    hotspots,
+    machine_line,
+    measure,
+    spawn,
+    stop,
+    wait_http,
+)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# -- child processes ------------------------------------------------------------------------
-def run_sink(port: int) -> None:
-    keys: set[str] = set()
-    count = 0
-
-    async def receive(request: web.Request) -> web.Response:
-        nonlocal count
-        await request.read()
-        count += 1
-        keys.add(request.headers.get("Idempotency-Key", str(count)))
-        return web.json_response({"ok": True})
-
-    async def stats(request: web.Request) -> web.Response:
-        return web.json_response({"received": count, "distinct": len(keys)})
-
-    async def reset(request: web.Request) -> web.Response:
-        nonlocal count
-        count = 0
-        keys.clear()
-        return web.json_response({"ok": True})
-
-    app = web.Application(client_max_size=10 * 1024 * 1024)
-    app.router.add_post("/receive", receive)
-    app.router.add_get("/stats", stats)
-    app.router.add_post("/reset", reset)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+HEAD = (
+    f"{'':34}{'dossiers/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'RSS MB':>9}{'CPU %':>7}{'delivered':>11}"
+)
 
 
-def run_floor(port: int, sink_port: int) -> None:
-    async def on_start(app: web.Application) -> None:
-        app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
-
-    async def on_stop(app: web.Application) -> None:
-        await app["session"].close()
-
-    async def forward(request: web.Request) -> web.Response:
-        body = await request.read()
-        async with request.app["session"].post(
-            f"http://127.0.0.1:{sink_port}/receive",
-            data=body,
-            headers={"Content-Type": "application/json"},
-        ) as resp:
-            await resp.read()
-        return web.json_response({"accepted": 1}, status=202)
-
-    app = web.Application(client_max_size=10 * 1024 * 1024)
-    app.router.add_post("/inbound/{system}", forward)
-    app.on_startup.append(on_start)
-    app.on_cleanup.append(on_stop)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-# -- orchestration --------------------------------------------------------------------------
-LOG_DIR = Path(tempfile.gettempdir()) / "gateway-bench-logs"
-
-
-def spawn(
-    *args: str, name: str = "child", env: dict[str, str] | None = None
-) -> subprocess.Popen[bytes]:
-    """Start a child; its output goes to a file (a pipe nobody reads would stall it)."""
-    LOG_DIR.mkdir(exist_ok=True)
-    out = (LOG_DIR / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        args, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+def row(r: dict[str, Any]) -> str:
+    return (
+        f"{r['label']:34}{r['rate']:12.0f}{r['p50'] * 1000:9.1f}{r['p99'] * 1000:9.1f}"
+        f"{r['rss']:9.0f}{r['cpu'] * 100:7.0f}{r['delivered']:11.0f}"
     )
 
 
-async def wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < deadline:
-            try:
-                async with s.get(url) as r:
-                    if r.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def dossier(i: int, run_id: str) -> bytes:
-    item = {
-        "id": f"{run_id}-{i:07d}",
-        "key": f"000.00.12.H06-200803-{i:04d}",
-        "MaTTHC": "1.001776",
-        "ChuHoSo": "Hoàng Thị Lan",
-        "TrichYeuHoSo": "Đề nghị trợ cấp xã hội hàng tháng " * 3,
-        "ThongTinNguoiNop": {
-            "SoDinhDanh": "006135001234",
-            "DiaChiChiTiet": "Thôn Bản Cuôn, xã Ngọc Phái",
-        },
-        "TaiLieuNop": [
-            {
-                "TepDinhKemId": f"f{j}",
-                "TenTepDinhKem": f"Mẫu {j}.pdf",
-                "DuongDanTaiTepTin": f"https://motcua.example/files/{i}/{j}",
-            }
-            for j in range(12)
-        ],
-    }
-    return json.dumps({"data": [item]}, ensure_ascii=False).encode()
-
-
-async def push_all(url: str, n: int, concurrency: int, sign: bool, run_id: str) -> list[float]:
-    from gateway.signing import sign as hmac_sign
-
-    latencies: list[float] = []
-    counter = iter(range(n))
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
-
-        async def worker() -> None:
-            for i in counter:
-                body = dossier(i, run_id)
-                headers = {"Content-Type": "application/json"}
-                if sign:
-                    headers.update(hmac_sign(SECRET, body))
-                while True:
-                    t0 = time.perf_counter()
-                    async with s.post(url, data=body, headers=headers) as r:
-                        await r.read()
-                        if r.status == 503:
-                            await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
-                            continue
-                        if r.status != 202:
-                            raise RuntimeError(f"HTTP {r.status}")
-                    latencies.append(time.perf_counter() - t0)
-                    break
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
-
-
-async def sink_stats(sink: str) -> dict[str, int]:
-    async with aiohttp.ClientSession() as s, s.get(f"{sink}/stats") as r:
-        data: dict[str, int] = await r.json()
-        return data
-
-
-async def reset_sink(sink: str) -> None:
-    async with aiohttp.ClientSession() as s, s.post(f"{sink}/reset") as r:
-        await r.read()
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return float("nan")
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
-
-
-async def measure_floor(n: int, c: int, sink: str, sink_port: int) -> dict[str, float]:
-    port = free_port()
-    proc = spawn(sys.executable, str(HERE), "floor", str(port), str(sink_port), name="floor")
-    try:
-        await wait_http(f"http://127.0.0.1:{port}/inbound/x")
-        await push_all(f"http://127.0.0.1:{port}/inbound/x", min(200, n), c, False, "warm")
-        await reset_sink(sink)
-        cpu0 = cpu_seconds(proc.pid)
-        t0 = time.perf_counter()
-        lat = await push_all(f"http://127.0.0.1:{port}/inbound/x", n, c, False, "floor")
-        elapsed = time.perf_counter() - t0
-        got = (await sink_stats(sink))["received"]
-        return {
-            "rate": got / elapsed,
-            "p50": pct(lat, 50),
-            "p99": pct(lat, 99),
-            "rss": rss_mb(proc.pid),
-            "delivered": got,
-            "cpu": (cpu_seconds(proc.pid) - cpu0) / elapsed,
-        }
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def gateway_config(directory: Path, port: int, sink_port: int, sync: str) -> Path:
-    path = directory / "gateway.toml"
-    path.write_text(
-        f"""
-[gateway]
-listen = "127.0.0.1:{port}"
-database = "sqlite:///{directory}/gw.db"
-node_id = "bench"
-log_format = "json"
-poll_interval = 0.5
-
-[systems.src]
-plugin = "http_json"
-inbound_secret = "{SECRET}"
-key_field = "key"
-
-[systems.sink]
-plugin = "http_json"
-base_url = "http://127.0.0.1:{sink_port}"
-path = "/receive"
-concurrency = 32
-
-[[routes]]
-from = "src"
-event = "message.received"
-to = ["sink"]
-""",
-        encoding="utf-8",
-    )
-    return path
-
-
-async def measure_gateway(n: int, c: int, sink: str, sink_port: int) -> dict[str, float]:
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
-        cfg = gateway_config(Path(tmp), port, sink_port, "FULL")
-        proc = spawn(
-            sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg), name="gateway"
-        )
-        try:
-            await wait_http(f"http://127.0.0.1:{port}/healthz")
-            await reset_sink(sink)
-            await push_all(f"http://127.0.0.1:{port}/inbound/src", min(200, n), c, True, "warm")
-            await wait_delivered(sink, min(200, n), 60)
-            await reset_sink(sink)
-            cpu0 = cpu_seconds(proc.pid)
-            t0 = time.perf_counter()
-            lat = await push_all(f"http://127.0.0.1:{port}/inbound/src", n, c, True, "gw")
-            accepted_at = time.perf_counter() - t0
-            await wait_delivered(sink, n, 600)
-            elapsed = time.perf_counter() - t0
-            await asyncio.sleep(0.5)  # anything sent twice would arrive now
-            stats = await sink_stats(sink)
-            return {
-                "rate": n / elapsed,
-                "duplicates": stats["received"] - stats["distinct"],
-                "accept_rate": n / accepted_at,
-                "p50": pct(lat, 50),
-                "p99": pct(lat, 99),
-                "rss": rss_mb(proc.pid),
-                "delivered": stats["distinct"],
-                "cpu": (cpu_seconds(proc.pid) - cpu0) / elapsed,
-            }
-        finally:
-            proc.terminate()
-            proc.wait(30)
-
-
-async def wait_delivered(sink: str, n: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (await sink_stats(sink))["distinct"] >= n:
-            return
-        await asyncio.sleep(0.05)
-    raise RuntimeError(f"sink did not receive {n} dossiers within {timeout}s")
-
-
-async def main(n: int, c: int) -> None:
+async def run(n: int, c: int, profile: Path | None = None) -> dict[str, Any]:
+    """One floor run and one gateway run against the same sink."""
     sink_port = free_port()
-    sink_proc = spawn(sys.executable, str(HERE), "sink", str(sink_port), name="sink")
+    sink_proc = spawn(sys.executable, str(COMMON), "sink", str(sink_port), name="sink")
     sink = f"http://127.0.0.1:{sink_port}"
+    floor = Floor(sink_port)
     try:
         await wait_http(f"{sink}/stats")
-        floor = await measure_floor(n, c, sink, sink_port)
-        gw = await measure_gateway(n, c, sink, sink_port)
+        await floor.start()
+        floor_r = await measure(floor, n, c, sink)
+        floor.stop()
+        with tempfile.TemporaryDirectory(prefix="gw-bench-") as tmp:
+            gw = Gateway(Path(tmp), sink_port)
+            try:
+                await gw.start()
+                gw_r = await measure(gw, n, c, sink, profile=profile)
+            finally:
+                gw.stop()
     finally:
-        sink_proc.terminate()
-        sink_proc.wait(10)
-    print(
-        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {n} dossiers (~2 KB), "
-        f"{c} concurrent clients"
-    )
-    head = f"{'':34}{'dossiers/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'RSS MB':>9}{'CPU %':>7}{'delivered':>11}"
-    print(head)
-    for label, r in (
-        ("bare aiohttp forwarder (floor)", floor),
-        ("gateway, SQLite synchronous=FULL", gw),
-    ):
+        floor.stop()
+        stop(sink_proc)
+    return {"floor": floor_r, "gateway": gw_r, "ratio": gw_r["rate"] / floor_r["rate"]}
+
+
+async def main(args: argparse.Namespace) -> None:
+    n = args.n or (2000 if args.quick else 20000)
+    machine = machine_line()
+    profile = None
+    if args.profile:
+        profile = Path(args.profile) / "throughput-gateway.raw"
+    runs = [await run(n, args.c, profile if i == 0 else None) for i in range(args.repeat)]
+    print(f"machine: {machine}")
+    print(f"{n} dossiers (~2 KB), {args.c} concurrent clients, {args.repeat} run(s)")
+    print(HEAD)
+    for i, r in enumerate(runs, 1):
+        for side in ("floor", "gateway"):
+            label = r[side]["label"] + (f" #{i}" if args.repeat > 1 else "")
+            print(row({**r[side], "label": label}))
+    for i, r in enumerate(runs, 1):
+        gw = r["gateway"]
         print(
-            f"{label:34}{r['rate']:12.0f}{r['p50'] * 1000:9.1f}{r['p99'] * 1000:9.1f}"
-            f"{r['rss']:9.0f}{r['cpu'] * 100:7.0f}{r['delivered']:11.0f}"
+            f"run {i}: gateway accept rate (202s/s) {gw['accept_rate']:.0f}; sent twice to the "
+            f"sink {gw['duplicates']:.0f}; ratio {r['ratio']:.2f}"
         )
-    print(
-        f"gateway accept rate (202s/s): {gw['accept_rate']:.0f}; "
-        f"sent twice to the sink: {gw['duplicates']:.0f}"
-    )
     print(f"client peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-    print(f"ratio {gw['rate'] / floor['rate']:.2f}")
+    if profile is not None:
+        print(f"gateway hotspots (py-spy, 5 s of run 1, {profile}):")
+        print(hotspots(profile))
+    dump_json(args.json, {"n": n, "c": args.c, "runs": runs})
+    ratios = [r["ratio"] for r in runs]
+    if len(ratios) > 1:
+        print(f"ratios {' '.join(f'{x:.2f}' for x in ratios)}; the mean follows")
+    print(f"ratio {sum(ratios) / len(ratios):.2f}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "sink":
-        run_sink(int(sys.argv[2]))
-    elif len(sys.argv) > 1 and sys.argv[1] == "floor":
-        run_floor(int(sys.argv[2]), int(sys.argv[3]))
-    else:
-        parser = argparse.ArgumentParser(
-            description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-        )
-        parser.add_argument("--quick", action="store_true", help="2,000 dossiers instead of 20,000")
-        parser.add_argument("-n", type=int, default=None)
-        parser.add_argument("-c", type=int, default=32)
-        args = parser.parse_args()
-        asyncio.run(main(args.n or (2000 if args.quick else 20000), args.c))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="2,000 dossiers instead of 20,000")
+    parser.add_argument("-n", type=int, default=None)
+    parser.add_argument("-c", type=int, default=32)
+    parser.add_argument("--repeat", type=int, default=1, help="runs (the machine is noisy)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the gateway during run 1")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    a = parser.parse_args()
+    if a.profile:
+        Path(a.profile).mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(a))
