@@ -10,13 +10,15 @@ from typing import Any
 
 import aiohttp
 
-from gateway.model import Message
+from gateway import hookimpl
+from gateway.model import Message, OutboundRequest, Receipt
 from gateway.testing.contract import (
     ConnectorContract,
     ContractSamples,
     InboundSample,
     sink_simulator,
 )
+from plugins.http_json import HttpJsonConnector
 
 DOSSIER: dict[str, Any] = {
     "MaHoSo": "000.00.12.H06-200803-0001",
@@ -170,3 +172,37 @@ class TestOneStopShopContract(ConnectorContract):
         simulator_extra={"rate": 0},
         prepare=_load_dossier,
     )
+
+
+# -- the suite has teeth: a connector that loses the key fails it ---------------------------
+
+
+class _KeyLosingConnector(HttpJsonConnector):
+    async def send(self, session: aiohttp.ClientSession, request: OutboundRequest) -> Receipt:
+        request.headers.pop("Idempotency-Key", None)
+        return await super().send(session, request)
+
+
+class _KeyLosingPlugin:
+    @hookimpl
+    def gateway_register_connectors(self, register: Any) -> None:
+        register("key_losing", _KeyLosingConnector)
+
+
+class _KeyLosingContract(ConnectorContract):  # not collected: used by the test below
+    connector_name = "key_losing"
+    simulator = sink_simulator
+    samples = TestHttpJsonContract.samples
+    extra_plugins = (("key_losing", _KeyLosingPlugin()),)
+
+
+async def test_a_connector_that_drops_the_idempotency_key_fails_the_contract() -> None:
+    runner = _KeyLosingContract.contract_runner()
+    assert runner is _KeyLosingContract.contract_runner()  # one per class
+    delivered = await runner.run("outbound_samples_delivered")
+    assert delivered.status == "fail"
+    assert "never saw Idempotency-Key 'contract-delivered-0'" in delivered.reason
+    resend = await runner.run("idempotency_key_unchanged_across_resends")
+    assert resend.status == "fail" and "expected 'contract-resend-0'" in resend.reason
+    assert (await runner.run("classify_http_503")).status == "pass"
+    assert (await runner.run("no_such_check")).status == "fail"

@@ -179,3 +179,33 @@ def test_knobs_are_checked() -> None:
         _ = proxy.port
     assert proxy.knobs == ProxyKnobs()
     assert set(PROXY_PROFILES["none"]) == set(PROXY_PROFILES["slow"])
+
+
+async def test_the_pytest_plugin_fixtures_put_the_proxy_between_gateway_and_sink(
+    gw_fault_proxy: Any, gw_sink: Any, gw_config: Any, gw_gateway: Any
+) -> None:
+    sink, url = gw_sink
+    proxy = await gw_fault_proxy(int(url.rsplit(":", 1)[1]), reset_rate=1.0)
+    config = gw_config(
+        {
+            "systems": {
+                "src": {"plugin": "http_json", "inbound_secret": "s"},
+                "dst": {"plugin": "http_json", "base_url": proxy.url},
+            },
+            "routes": [{"from": "src", "event": "message.received", "to": ["dst"]}],
+        }
+    )
+    gateway = await gw_gateway(config)
+    assert (await gateway.push("src", {"id": "A1"})).status == 202
+    await _until(lambda: proxy.counters.resets >= 2)  # the link drops: retried
+    proxy.set(reset_rate=0.0)
+    await gateway.wait_for_deliveries("dst")
+    [received] = sink.accepted
+    assert received.json()["id"] == "A1" and received.idempotency_key
+
+
+async def _until(predicate: Any, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
