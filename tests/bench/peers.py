@@ -16,7 +16,8 @@ Measured for each: delivered dossiers/s end to end (until the sink holds all N),
 p50/p99, peak RSS (the sum over the system's processes: Celery's front + worker + pool + Redis),
 CPU, and a crash test: push, SIGKILL every process of the system once the client holds K
 acknowledgements, start it again on what it kept, count the acknowledged dossiers that reach
-the sink. ``--outage`` adds a sink-failure test (the sink answers 500 for a while).
+the sink. The sink-outage test (not with ``--quick`` unless ``--outage``): the sink answers
+500 while 200 dossiers are pushed, then heals; how many of the acknowledged ones reach it.
 
 Needs (bench only): ``pip install -e '.[bench]'`` (celery, redis), ``apt-get install -y
 redis-server``, Node.js + npm (``node-red`` is installed into ``tests/bench/.node-red/`` on
@@ -27,7 +28,7 @@ HTTP POST), so threads keep 8 POSTs in flight on 2 cores in one process; prefork
 ``-c 2`` (one per core, Celery's default) holds only 2 in flight and measured slower
 (``--celery-pool prefork --celery-concurrency 2`` to compare).
 
-    python tests/bench/peers.py [--quick] [-n N] [-c C] [--repeat R] [--outage]
+    python tests/bench/peers.py [--quick] [-n N] [-c C] [--repeat R] [--[no-]outage]
         [--only gateway,celery,...] [--json PATH]
 """
 
@@ -366,10 +367,17 @@ if __name__ == "__main__":
     parser.add_argument("-c", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=1, help="throughput runs per system")
     parser.add_argument("--crash-n", type=int, default=None, help="dossiers in the crash test")
-    parser.add_argument("--outage", action="store_true", help="also the sink-failure test")
+    parser.add_argument(
+        "--outage",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="the sink-failure test (default: on, off with --quick)",
+    )
     parser.add_argument("--only", help="comma list of floor,gateway,celery,node-red")
     parser.add_argument("--celery-pool", default="threads")
     parser.add_argument("--celery-concurrency", type=int, default=8)
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    asyncio.run(main(parser.parse_args()))
+    a = parser.parse_args()
+    a.outage = (not a.quick) if a.outage is None else a.outage
+    asyncio.run(main(a))

@@ -1,0 +1,260 @@
+"""Every benchmark, one command, one table: the README's "Performance" section.
+
+Runs, each in its own process, one after the other (so they do not share the 2 cores):
+
+1. ``throughput.py``            — gateway ÷ bare aiohttp forwarder (the floor ratio)
+2. ``peers.py``                 — the gateway against Celery 5 + Redis and Node-RED, SIGKILL
+3. ``slow_links.py``            — 100 slow commune links and one fast destination
+4. ``restart.py``               — 100,000 pending deliveries: start to first delivery
+5. ``national_payment_run.py``  — the domain's national payment run
+
+prints each one's own table, then the summary against the targets (Markdown, ready to paste).
+``--quick`` passes ``--quick`` to each (about 5 minutes in all); without it, about 25-30
+minutes. ``--repeat`` (default 2) repeats the noisy throughput measurements.
+
+    python tests/bench/report.py [--quick] [--repeat R] [--skip name,...] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import BENCH, machine_line
+
+LIMITS = {  # seconds each script may take before it is stopped
+    "throughput": (300, 900),
+    "peers": (900, 2400),
+    "slow_links": (180, 400),
+    "restart": (300, 900),
+    "national_payment_run": (300, 900),
+}
+
+
+def run(name: str, args: list[str], quick: bool) -> tuple[str, float, int]:
+    limit = LIMITS[name][0 if quick else 1]
+    cmd = [sys.executable, str(BENCH / f"{name}.py"), *args]
+    print(f"\n## {name}: {' '.join(cmd[1:])}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        done = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=limit, check=False, cwd=BENCH.parents[1]
+        )
+        out, code = done.stdout, done.returncode
+        if code:
+            out += f"\n(exit {code})\n{done.stderr[-2000:]}"
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        out += f"\n(stopped after {limit} s)"
+        code = -1
+    print(out, flush=True)
+    return out, time.perf_counter() - t0, code
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+    except (OSError, ValueError):
+        return {}
+
+
+def verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("met" if ok else "**missed**")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--skip", default="", help="comma list of the names above")
+    parser.add_argument("--out", help="also write the summary (Markdown) to this file")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    quick = ["--quick"] if args.quick else []
+    rep = ["--repeat", str(args.repeat)]
+    machine = machine_line()
+    started = dt.datetime.now().astimezone()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-report-"))
+    rows: list[tuple[str, str, str, str]] = []
+    seconds: dict[str, float] = {}
+
+    if "throughput" not in skip:
+        _, seconds["throughput"], _ = run(
+            "throughput", [*quick, *rep, "--json", str(tmp / "t.json")], args.quick
+        )
+        t = load(tmp / "t.json")
+        if t:
+            ratios = [r["ratio"] for r in t["runs"]]
+            mean = sum(ratios) / len(ratios)
+            each = ", ".join(f"{x:.2f}" for x in ratios)
+            rates = ", ".join(
+                f"{r['gateway']['rate']:.0f} vs {r['floor']['rate']:.0f}/s" for r in t["runs"]
+            )
+            rows.append(
+                (
+                    "1. floor ratio: gateway ÷ bare aiohttp forwarder, end to end, durable",
+                    f"{mean:.2f} (runs: {each}; {rates})",
+                    "≥ 0.5",
+                    verdict(mean >= 0.5),
+                )
+            )
+
+    if "peers" not in skip:
+        _, seconds["peers"], _ = run(
+            "peers", [*quick, *rep, "--json", str(tmp / "p.json")], args.quick
+        )
+        p = load(tmp / "p.json").get("results", {})
+
+        def rate(name: str) -> float | None:
+            runs = p.get(name, {}).get("runs", [])
+            return sum(r["rate"] for r in runs) / len(runs) if runs else None
+
+        gw, celery, nr = rate("gateway"), rate("celery"), rate("node-red")
+        if gw and celery:
+            rows.append(
+                (
+                    "2. gateway ÷ Celery 5 + Redis, delivered dossiers/s",
+                    f"{gw / celery:.2f} ({gw:.0f} vs {celery:.0f}/s)",
+                    "≥ 4",
+                    verdict(gw / celery >= 4),
+                )
+            )
+        if gw and nr:
+            rows.append(
+                (
+                    "2. gateway ÷ Node-RED, delivered dossiers/s",
+                    f"{gw / nr:.2f} ({gw:.0f} vs {nr:.0f}/s)",
+                    "≥ 1.2",
+                    verdict(gw / nr >= 1.2),
+                )
+            )
+        if gw:
+            rss = max(r["rss"] for r in p["gateway"]["runs"])
+            rows.append(
+                (
+                    "2. gateway peak RSS (peers run)",
+                    f"{rss:.0f} MB",
+                    "≤ 100 MB",
+                    verdict(rss <= 100),
+                )
+            )
+        for name in ("gateway", "celery", "node-red"):
+            res = p.get(name, {})
+            crash, outage = res.get("crash"), res.get("outage")
+            if not crash:
+                continue
+            text = f"{crash['kept']}/{crash['acked']} acknowledged reached the sink"
+            if outage:
+                text += f"; sink outage: {outage['kept']}/{outage['acked']} 202s delivered"
+            rss = max(r["rss"] for r in res["runs"])
+            rows.append(
+                (
+                    f"2. {res['label']}: kept across SIGKILL (RSS {rss:.0f} MB)",
+                    text,
+                    "gateway: all" if name == "gateway" else "",
+                    verdict(crash["lost"] == 0 and (not outage or outage["lost"] == 0))
+                    if name == "gateway"
+                    else "—",
+                )
+            )
+
+    if "slow_links" not in skip:
+        _, seconds["slow_links"], _ = run(
+            "slow_links", [*quick, "--json", str(tmp / "s.json")], args.quick
+        )
+        s = load(tmp / "s.json")
+        if s:
+            ratios = s["ratios"]
+            worst = max(ratios)
+            runs = s["runs"]
+            rows.append(
+                (
+                    "3. slow links: fast destination p99, with 100 slow ÷ without",
+                    f"{worst:.2f} ({runs[0]['with']['p99_send'] * 1000:.0f} vs "
+                    f"{runs[0]['without']['p99_send'] * 1000:.0f} ms)",
+                    "≤ 1.5",
+                    verdict(worst <= 1.5),
+                )
+            )
+            rows.append(
+                (
+                    "3. slow links: gateway RSS max",
+                    f"{s['rss']:.0f} MB",
+                    "≤ 200 MB",
+                    verdict(s["rss"] <= 200),
+                )
+            )
+
+    if "restart" not in skip:
+        _, seconds["restart"], _ = run(
+            "restart", [*quick, "--json", str(tmp / "r.json")], args.quick
+        )
+        r = load(tmp / "r.json")
+        firsts = [x["first"] for x in r.get("rows", []) if x["first"] == x["first"]]
+        if firsts:
+            rows.append(
+                (
+                    "4. restart with 100,000 pending: start → first delivery",
+                    f"{max(firsts):.2f} s worst ({', '.join(f'{x:.2f}' for x in firsts)})",
+                    "≤ 2 s",
+                    verdict(max(firsts) <= 2),
+                )
+            )
+
+    npr = BENCH / "national_payment_run.py"
+    if "national_payment_run" not in skip and npr.exists():
+        out, seconds["national_payment_run"], _ = run(
+            "national_payment_run", [*quick, "--sink"], args.quick
+        )
+        wall = re.search(r"wall time\s+([\d,.]+) s", out)
+        lines = re.search(r"^lines\s+([\d,]+)", out, re.M)
+        rss = re.search(r"peak RSS, largest worker\s+([\d,]+) MB", out)
+        main_rss = re.search(r"peak RSS, main process\s+([\d,]+) MB", out)
+        if wall and lines:
+            w = float(wall.group(1).replace(",", ""))
+            mb = max(float(x.group(1).replace(",", "")) for x in (rss, main_rss) if x is not None)
+            rows.append(
+                (
+                    "5. national payment run (lists for every commune)",
+                    f"{lines.group(1)} lines in {w:.0f} s, peak RSS {mb:.0f} MB",
+                    "≤ 300 s, ≤ 500 MB" if not args.quick else "(quick: a sample)",
+                    verdict(w <= 300 and mb <= 500) if not args.quick else "—",
+                )
+            )
+
+    mode = "--quick" if args.quick else "full"
+    lines_out = [
+        f"Measured {started:%Y-%m-%d %H:%M %Z} ({mode}), machine: {machine}.",
+        "",
+        "| what | measured | target | |",
+        "|---|---|---|---|",
+        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows],
+        "",
+        "Regenerate: `.venv/bin/python tests/bench/report.py"
+        + (" --quick`" if args.quick else "`")
+        + f" ({', '.join(f'{k} {v:.0f} s' for k, v in seconds.items())}).",
+    ]
+    summary = "\n".join(lines_out)
+    print("\n# summary\n")
+    print(summary)
+    if args.out:
+        Path(args.out).write_text(summary + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
