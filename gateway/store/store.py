@@ -70,7 +70,11 @@ DEFAULT_REPLAY_DEADLINE = 259_200.0
 #: PostgreSQL session settings of every gateway connection: a write that waits longer than
 #: this for a lock fails (intake answers 503, the engine retries); a node cut off mid-
 #: transaction has its locks freed by the server
-PG_SETTINGS = {"lock_timeout": "10s", "idle_in_transaction_session_timeout": "60s"}
+PG_SETTINGS = {
+    "lock_timeout": "10s",
+    "idle_in_transaction_session_timeout": "60s",
+    "plan_cache_mode": "force_custom_plan",
+}
 #: SQLSTATE classes and codes after which a write may succeed if tried again
 _TRANSIENT_SQLSTATES = ("08", "40", "53", "55P03", "57", "58", "25P03")
 LISTEN_RETRY_SECONDS = 2.0
