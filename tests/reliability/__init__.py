@@ -1,0 +1,1 @@
+"""Reliability: every delivery promise of DESIGN.md §5 attacked (docs/RELIABILITY.md)."""
