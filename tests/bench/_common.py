@@ -746,35 +746,68 @@ def _frame_name(frame: str) -> str:
     return f"{fn} ({Path(path).name})"
 
 
+#: leaf frames of a thread that waits (not counted as work)
+IDLE_LEAVES = (
+    "EpollSelector.select",
+    "select (selectors.py",
+    "_worker (concurrent/futures/thread.py:81)",
+    "_wait_for_tstate_lock",
+    "Condition.wait",
+)
+#: frames too general to name a hotspot (everything is under them)
+ENTRY = re.compile(
+    r"(cli/|runpy|click/|run_app|run_forever|run_until_complete|_run_once|Handle\._run"
+    r"|Thread\.|_bootstrap|_worker|_WorkItem)"
+)
+
+
 def hotspots(raw: Path, top: int = 20) -> str:
-    """Self and inclusive time per function from a py-spy ``-f raw`` file, as text."""
-    self_t: Counter[str] = Counter()
-    incl: Counter[str] = Counter()
-    threads: Counter[str] = Counter()
-    total = 0
+    """Where the active (not waiting) samples of a py-spy ``-f raw`` file went: by thread,
+    self time per function, and inclusive time of the gateway's and plugins' own functions."""
     if not raw.exists():
         return f"(no profile: {raw} missing)"
+    self_t: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    idle: Counter[str] = Counter()
+    active = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         n = int(count)
         frames = stack.split(";")
-        total += n
-        threads[frames[0][:40]] += n
-        names = [_frame_name(f) for f in frames[1:]] or [frames[0]]
+        thread = frames[0].split(": ", 1)[-1][:24]
+        threads[thread] += n
+        if len(frames) == 1 or any(
+            frames[-1].startswith(x) or x in frames[-1] for x in IDLE_LEAVES
+        ):
+            idle[thread] += n
+            continue
+        active += n
+        names = [_frame_name(f) for f in frames[1:]]
         self_t[names[-1]] += n
         for name in set(names):
+            if ENTRY.search(name):
+                continue
             incl[name] += n
-    if not total:
-        return "(empty profile)"
-    lines = [f"{total} samples; by thread: "]
-    lines[0] += ", ".join(f"{t} {c * 100 / total:.0f}%" for t, c in threads.most_common(4))
-    lines.append(f"  {'self %':>7}  function")
-    lines += [f"  {c * 100 / total:7.1f}  {f}" for f, c in self_t.most_common(top)]
-    lines.append(f"  {'incl %':>7}  function (inclusive)")
-    lines += [f"  {c * 100 / total:7.1f}  {f}" for f, c in incl.most_common(top)]
-    return "\n".join(lines)
+            if "(gateway/" in name or "(plugins/" in name:
+                ours[name] += n
+    if not active:
+        return "(no active samples)"
+    total = sum(threads.values())
+    out = [
+        f"{total} samples, {active} active (not waiting); by thread (active/all): "
+        + ", ".join(f"{t} {c - idle[t]}/{c}" for t, c in threads.most_common(4)),
+        f"  {'self %':>7}  function (share of active samples)",
+    ]
+    out += [f"  {c * 100 / active:7.1f}  {f}" for f, c in self_t.most_common(top)]
+    out.append(f"  {'incl %':>7}  the gateway's and plugins' own functions, inclusive")
+    out += [f"  {c * 100 / active:7.1f}  {f}" for f, c in ours.most_common(top)]
+    out.append(f"  {'incl %':>7}  any function, inclusive")
+    out += [f"  {c * 100 / active:7.1f}  {f}" for f, c in incl.most_common(top)]
+    return "\n".join(out)
 
 
 def dump_json(path: str | None, data: dict[str, Any]) -> None:
