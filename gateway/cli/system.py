@@ -41,14 +41,31 @@ def run_cmd(config_path: Path, pid_file: Path) -> None:
     click.echo(
         f"gateway listening on http://{config.gateway.listen} (config {config_path})", err=True
     )
-    web.run_app(
-        app,
-        host=config.gateway.host,
-        port=config.gateway.port,
-        shutdown_timeout=config.gateway.shutdown_grace,
-        print=None,
-        access_log=None,
-    )
+    asyncio.run(serve_until_signalled(app, config.gateway.host, config.gateway.port))
+
+
+async def serve_until_signalled(app: web.Application, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully: intake answers 503 at once
+    while the listener stays open and in-flight attempts finish (``shutdown_grace``); then the
+    listener closes, leases are released and the store is closed."""
+    from gateway.web.keys import CONFIG, ENGINE
+
+    grace = app[CONFIG].gateway.shutdown_grace
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        click.echo("stopping: intake answers 503, in-flight attempts finish…", err=True)
+        engine = app.get(ENGINE)
+        if engine is not None:
+            await engine.drain(grace)
+    finally:
+        await runner.cleanup()
 
 
 _RELOADS = web.AppKey("reload_tasks", set[asyncio.Task[Any]])

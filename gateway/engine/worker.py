@@ -115,6 +115,7 @@ class DeliveryEngine:
         }
         self.queue_depth = 0
         self.draining = False
+        self._drained = False
         self.cycles = 0
         self._intake_q: list[tuple[list[IntakeItem], asyncio.Future[list[IngestResult]]]] = []
         self._result_q: list[AttemptRecord] = []
@@ -146,10 +147,21 @@ class DeliveryEngine:
                 asyncio.create_task(self.store.listen(self.wake, self._stop), name="listen")
             )
 
+    async def drain(self, grace: float) -> None:
+        """Stop taking work (intake answers 503, nothing new is claimed) and give in-flight
+        attempts up to ``grace`` seconds to finish; their results are still recorded."""
+        self.draining = True
+        self._drained = True
+        self._wake.set()
+        attempts = [t for lane in self.lanes.values() for t in lane.tasks]
+        if attempts:
+            await asyncio.wait(attempts, timeout=grace)
+
     async def stop(self, grace: float | None = None) -> None:
-        """Stop claiming, let in-flight attempts finish within ``grace`` seconds and record
-        them, cancel the rest and give their leases back."""
-        grace = self.config.gateway.shutdown_grace if grace is None else grace
+        """Stop claiming, let in-flight attempts finish within ``grace`` seconds (none more
+        after :meth:`drain`) and record them, cancel the rest and give their leases back."""
+        if grace is None:
+            grace = 0.0 if self._drained else self.config.gateway.shutdown_grace
         self.draining = True
         attempts = [t for lane in self.lanes.values() for t in lane.tasks]
         if attempts:
