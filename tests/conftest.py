@@ -166,3 +166,7 @@ def postgres_url(postgres_cluster: ThrowawayPostgres) -> str:
 def database_url(backend: str, tmp_path: Path) -> str:
     """This test's database: the fresh PostgreSQL one, or SQLite in ``tmp_path``."""
     return _DATABASE["url"] or f"sqlite:///{tmp_path}/gw.db"
+
+
+# the privacy scan of the whole run (tests/privacy_scan.py): no unmasked CCCD or name in any log
+pytest_plugins = ["privacy_scan"]
