@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
+from itertools import pairwise
 from typing import Literal
 
 from plugins.social_assistance.amounts import Entitlement, Person, amount_for, coefficient
@@ -282,7 +283,7 @@ def build_roster(
 def _build_benefit(
     rules: Rules, decisions: list[Decision], accepted: Mapping[DecisionKey, Acceptance]
 ) -> tuple[Benefit | None, list[Held]]:
-    ordered = sorted(decisions, key=lambda d: d.order_key)
+    ordered = _in_order(decisions)
     held: list[Held] = list(_conflicts(ordered))
     conflicted = {h.decision for h in held}
     spans = [Span(_BEGINNING, None, None)]
@@ -308,6 +309,15 @@ def _build_benefit(
         tuple(ordered),
         tuple(reaches),
     ), held
+
+
+def _in_order(decisions: list[Decision]) -> list[Decision]:
+    """Signing date, then number; ties (conflicting decisions) broken by content, so the
+    order never depends on the input's."""
+    ordered = sorted(decisions, key=lambda d: d.order_key)
+    if any(a.order_key == b.order_key for a, b in pairwise(ordered)):
+        ordered.sort(key=lambda d: (d.order_key, repr(d)))
+    return ordered
 
 
 def _conflicts(ordered: list[Decision]) -> Iterable[DecisionConflict]:

@@ -393,3 +393,12 @@ def test_deciding_authority_by_signing_date() -> None:
     after = grant(ngayKy="2025-07-01", so="1/QĐ-UBND")
     assert deciding_authority(RULES, before).code == "chu_tich_ubnd_huyen"
     assert deciding_authority(RULES, after).code == "chu_tich_ubnd_xa"
+
+
+def test_conflicting_decisions_give_the_same_roster_in_any_order() -> None:
+    g = grant()
+    a = decision(RULES, so="9/QĐ-UBND", ngayKy="2020-05-04", loai="tam_dung", tuThang="2020-06")
+    b = decision(RULES, so="9/QĐ-UBND", ngayKy="2020-05-04", loai="tam_dung", tuThang="2020-05")
+    expected = build_roster(RULES, [g, a, b])
+    assert build_roster(RULES, [b, g, a]) == expected
+    assert len(expected.held) == 1 and isinstance(expected.held[0], DecisionConflict)
