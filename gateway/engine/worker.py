@@ -321,17 +321,32 @@ class DeliveryEngine:
         lane.tasks.add(task)
         task.add_done_callback(lane.tasks.discard)
 
+    def attempt_limit(self, lane: Lane) -> float:
+        """Wall-clock limit of one attempt (render + send, however many calls a connector
+        makes): three times connect + read, and always well inside the lease, so a hanging
+        plugin frees its slot and no other node takes the delivery while it still runs."""
+        t = lane.system.timeout
+        return min(3 * (t.connect + t.read), 0.8 * self.config.gateway.lease_seconds)
+
     async def _attempt(self, lane: Lane, delivery: ClaimedDelivery) -> None:
         started = time.time()
         t0 = time.perf_counter()
         sent = 0
+        connector = lane.connector  # one connector for the whole attempt (reloads swap it)
+        limit = self.attempt_limit(lane)
         try:
-            request = await lane.connector.render(delivery.message())
-            request.headers["Idempotency-Key"] = delivery.idempotency_key
-            sent = request.size
-            await lane.pace()
-            receipt = await lane.connector.send(self.session, request)
+            async with asyncio.timeout(limit):
+                request = await connector.render(delivery.message())
+                request.headers["Idempotency-Key"] = delivery.idempotency_key
+                sent = request.size
+                await lane.pace()
+                receipt = await connector.send(self.session, request)
             record = self._delivered(lane, delivery, receipt, started, t0, sent)
+        except TimeoutError:
+            timed_out = RetryableError(
+                f"the attempt did not finish within {limit:g} s (connector {lane.system.plugin!r})"
+            )
+            record = self._failed(lane, delivery, timed_out, started, t0, sent)
         except asyncio.CancelledError:
             lane.in_flight -= 1
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from aiohttp import web
 from conftest import make_config, signed, wait_for
 
@@ -283,3 +284,48 @@ async def test_retention_prunes_old_rows_and_the_chain_still_verifies(gateway_fa
     assert checked == 2 and problems == []
     # without the retention setting, the missing start is reported
     assert (await store.verify_log())[1]
+
+
+async def test_a_connector_that_hangs_is_cut_off_and_retried(
+    tmp_path: Any, aiohttp_client: Any, sink: Any
+) -> None:
+    """A plugin's own send that never returns must not hold its slot past the attempt limit."""
+    import asyncio
+
+    from gateway import hookimpl
+    from gateway.plugins import build_plugins
+    from plugins.http_json import HttpJsonConnector
+
+    calls = {"n": 0}
+
+    class Hanging(HttpJsonConnector):
+        async def send(self, session: Any, request: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                await asyncio.sleep(3600)
+            return await super().send(session, request)
+
+    class Plugin:
+        @hookimpl
+        def gateway_register_connectors(self, register: Any) -> None:
+            register("hanging", Hanging)
+
+    _received, server = sink
+    config = make_config(
+        tmp_path,
+        str(server.make_url("")).rstrip("/"),
+        dst={"plugin": "hanging", "timeout": {"connect": 0.1, "read": 0.2}},
+    )
+    client = await aiohttp_client(
+        create_app(config, plugins=build_plugins(extra=[("hang", Plugin())]))
+    )
+    lane = client.app[ENGINE].lanes["dst"]
+    assert lane is not None and client.app[ENGINE].attempt_limit(lane) == pytest.approx(0.9)
+    await push(client, [{"id": "H", "key": "H"}])
+    await wait_for(
+        lambda: all_status(client, "delivered", 1), timeout=6, what="delivered after the hang"
+    )
+    first = (await log_rows(client))[0]
+    assert (
+        first["outcome"] == "retry_scheduled" and "did not finish within" in first["error_message"]
+    )
