@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -262,3 +264,21 @@ async def test_queue_depth_and_next_due(stores: StoreFactory) -> None:
     assert set(due) == {"dst", "other"}
     assert due["dst"] == pytest.approx(later)
     assert due["other"] <= time.time()
+
+
+async def test_gateway_db_upgrade_on_postgresql(url: str, tmp_path: Path) -> None:
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'[gateway]\ndatabase = "{url}"\nnode_id = "ops"\n', encoding="utf-8")
+    cmd = [sys.executable, "-m", "gateway.cli", "db", "upgrade", "--config", str(config)]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, out.decode()
+    assert "up to date" in out.decode()
+    store = Store(url, node_id="check")
+    await store.open()
+    try:
+        assert await store.pending_migrations() == set()
+    finally:
+        await store.close()
