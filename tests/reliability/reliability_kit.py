@@ -239,6 +239,44 @@ class GatewayProcess:
         return "".join(p.read_text(encoding="utf-8", errors="replace") for p in self.logs)
 
 
+def start_child(
+    args: list[str], name: str, ready_url: str, timeout: float = 30
+) -> subprocess.Popen[bytes]:
+    """Start ``python -m gateway.cli ARGS`` (output to the log directory) and wait, without an
+    event loop, until ``ready_url`` answers: for module-scoped fixtures."""
+    import urllib.request
+
+    log = log_dir() / f"{name}-{os.getpid()}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *args],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode}: see {log}")
+        try:
+            with urllib.request.urlopen(ready_url, timeout=2):
+                return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"{ready_url} did not come up in {timeout}s")
+
+
+def stop_child(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 def cli(config: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run one ``gateway`` command against the same config (the store it names)."""
     result = subprocess.run(
