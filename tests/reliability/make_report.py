@@ -1,0 +1,157 @@
+"""Turn the results of a reliability run (``var/reliability/last-run.json``, written by
+``run_long.py``) into ``docs/RELIABILITY.md``: one row per attack — the promise, how it was
+attacked, how many times, what happened — then the failures and how to rerun.
+
+    .venv/bin/python tests/reliability/make_report.py [RESULTS.json] [--out docs/RELIABILITY.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+HEADER = """# Reliability: what the gateway survives
+
+Every promise of DESIGN.md §5 (and the privacy promise of §6) is a test in
+`tests/reliability/` that tries hard to break it. This page is **generated** by
+`tests/reliability/make_report.py` from the results of the last run of
+`tests/reliability/run_long.py`; do not edit it by hand.
+
+"""
+
+RERUN = """## How to rerun
+
+```sh
+.venv/bin/python tests/reliability/run_long.py           # the long run, then this page
+.venv/bin/python tests/reliability/run_long.py --quick   # the CI sizes, same page
+.venv/bin/python tests/reliability/run_long.py -k crash  # one part (extra args go to pytest)
+RELIABILITY_LONG=1 .venv/bin/pytest tests/reliability/test_faults.py   # by hand
+```
+
+CI runs the bounded versions as part of the normal `pytest` (5 kills instead of 20, blackouts
+of 8 s instead of 30 s, a few hundred fuzz cases instead of over ten thousand). The long run
+keeps every log under `var/reliability/logs/` and the raw results in
+`var/reliability/last-run.json`.
+
+How each fault is made:
+
+* **crash** — `gateway run` as a child process, `SIGKILL` at random moments while six clients
+  push signed dossiers (revisions in order) and a loopback receiver answers slowly and
+  sometimes 503; the last restart uses another node id so the dead node's leases must expire.
+* **link faults** — `gateway.testing.faultproxy.FaultProxy` in front of each simulator
+  (resets, half-written answers, 256 kbit/s, 10 s stalls, blackouts) and the simulators' own
+  fault middleware for the 5xx answers; a poison dossier (the registry answers 400) and a
+  poison payment list (totals that do not add up).
+* **database locked** — another process holds `BEGIN EXCLUSIVE` on the SQLite file longer than
+  `busy_timeout` (5 s).
+* **disk full** — the database on a 4 MB tmpfs (`mount -t tmpfs -o size=4m`, root only; the
+  test is skipped elsewhere) filled by another file. `PRAGMA max_page_count` set from a
+  second connection cannot simulate this: it binds only the connection that sets it.
+* **queue bound** — `limits.queue_bound = 300`, a destination that refuses everything, then
+  16 clients hammering intake; the child's RSS is read from `/proc`.
+* **fuzzing** — hypothesis strategies in `tests/reliability/wire_strategies.py` (valid, nearly
+  valid, hostile) for the three wire formats, and schemathesis on the committed OpenAPI
+  document; both against `gateway run` children.
+* **privacy** — `tests/privacy_scan.py` routes the in-process gateway log to a file, collects
+  every child's log and every test's captured output, and scans all of it at the end of every
+  pytest run (CI included) for a 12-digit run standing alone or a full name of the simulators'
+  and fixtures' name lists.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="?", default=str(ROOT / "var/reliability/last-run.json"))
+    parser.add_argument("--out", default=str(ROOT / "docs/RELIABILITY.md"))
+    args = parser.parse_args()
+    data = json.loads(Path(args.results).read_text(encoding="utf-8"))
+    Path(args.out).write_text(render(data), encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+def cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render(data: dict[str, Any]) -> str:
+    run = data.get("run", {})
+    machine = data.get("machine", {})
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data.get("finished", time.time())))
+    kind = "long run" if data.get("long") else "bounded (CI-sized) run"
+    out = [HEADER]
+    junit = run.get("junit", {})
+    out.append(
+        f"Last run: **{kind}**, {when}, {run.get('seconds', '?')} s on {machine.get('cpus')} "
+        f"CPUs (Python {machine.get('python')}); `{run.get('command', '')}` → "
+        f"{junit.get('tests', '?')} tests, {junit.get('failures', 0)} failed, "
+        f"{junit.get('errors', 0)} errors, {junit.get('skipped', 0)} skipped.\n"
+    )
+    out.append("## Promises, attacks, results\n")
+    out.append("| promise | how it was attacked | times | what happened | held |")
+    out.append("|---|---|---:|---|:---:|")
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in data.get("entries", []):
+        grouped[e["promise"]].append(e)
+    for promise, entries in grouped.items():
+        if len(entries) > 8:  # many small cases of one kind: one row with the sum
+            bad = [e for e in entries if not e["ok"]]
+            total = sum(e["count"] for e in entries)
+            unit = entries[0]["unit"]
+            happened = (
+                f"{len(entries) - len(bad)} of {len(entries)} attacks refused as expected"
+                + (
+                    ": failed — " + "; ".join(f"{e['attack']}: {e['happened']}" for e in bad[:6])
+                    if bad
+                    else ""
+                )
+            )
+            attacks = "; ".join(sorted({e["attack"] for e in entries}))[:900]
+            out.append(
+                f"| {cell(promise)} | {cell(attacks)} | {total} {unit} | {cell(happened)} | "
+                f"{'✅' if not bad else '❌'} |"
+            )
+            continue
+        for e in entries:
+            out.append(
+                f"| {cell(promise)} | {cell(e['attack'])} | {e['count']} {e['unit']} | "
+                f"{cell(e['happened'])} | {'✅' if e['ok'] else '❌'} |"
+            )
+    matrix = junit.get("auth_matrix", {})
+    if matrix:
+        out.append(
+            f"| The role matrix: every route × no token, viewer, operator, admin "
+            f"(tests/integration/test_auth_matrix.py) | each route called by each role | "
+            f"{matrix.get('cases')} cases | {matrix.get('cases', 0) - matrix.get('failed', 0)} "
+            f"gave the expected status | {'✅' if not matrix.get('failed') else '❌'} |"
+        )
+    scan = data.get("privacy_scan")
+    if scan:
+        out.append(
+            f"| Privacy: no unmasked CCCD or full name anywhere in the run | every log line and "
+            f"captured output of the whole run scanned | {scan['lines']} lines | "
+            f"{scan['findings']} found {scan.get('by_kind', {})} | "
+            f"{'✅' if not scan['findings'] else '❌'} |"
+        )
+    out.append("")
+    failed = {k: v for k, v in data.get("tests", {}).items() if v["outcome"] != "passed"}
+    if failed:
+        out.append("## Tests that did not pass\n")
+        for nodeid, v in sorted(failed.items()):
+            message = v.get("message", "").strip().splitlines()
+            last = next((m for m in reversed(message) if m.startswith("E ")), "")
+            out.append(
+                f"* `{nodeid}` — {v['outcome']}" + (f": `{last[1:].strip()[:300]}`" if last else "")
+            )
+        out.append("")
+    out.append(RERUN)
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    main()
