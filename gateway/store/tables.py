@@ -4,6 +4,7 @@ CLI layers present them as aware datetimes in Asia/Ho_Chi_Minh."""
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -18,10 +19,13 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+#: 64-bit ids on PostgreSQL (migration 0002); SQLite's INTEGER PRIMARY KEY is its 64-bit rowid
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
 messages = Table(
     "messages",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Id, primary_key=True, autoincrement=True),
     Column("uid", String(32), nullable=False, unique=True),
     Column("source", String(64), nullable=False),
     Column("event", String(128), nullable=False),
@@ -33,7 +37,7 @@ messages = Table(
     Column("content_hash", String(64), nullable=False),
     Column("payload", Text, nullable=False),
     Column("received_at", Float, nullable=False),
-    Column("parent_delivery_id", Integer),
+    Column("parent_delivery_id", Id),
     UniqueConstraint("source", "external_id", "content_hash", name="uq_messages_dedupe"),
 )
 Index("ix_messages_dossier", messages.c.dossier_key)
@@ -42,8 +46,8 @@ Index("ix_messages_source_external", messages.c.source, messages.c.external_id)
 deliveries = Table(
     "deliveries",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", Integer, ForeignKey("messages.id"), nullable=False),
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("message_id", Id, ForeignKey("messages.id"), nullable=False),
     Column("destination", String(64), nullable=False),
     Column("route", String(256), nullable=False),
     Column("dossier_key", String(256), nullable=False),
@@ -73,11 +77,11 @@ Index("ix_deliveries_status_updated", deliveries.c.status, deliveries.c.updated_
 delivery_log = Table(
     "delivery_log",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Id, primary_key=True, autoincrement=True),
     Column("chain", String(128), nullable=False),
-    Column("seq", Integer, nullable=False),
+    Column("seq", Id, nullable=False),
     Column("at", Float, nullable=False),
-    Column("delivery_id", Integer, nullable=False),
+    Column("delivery_id", Id, nullable=False),
     Column("dossier_key", String(256), nullable=False),
     Column("source", String(64), nullable=False),
     Column("destination", String(64), nullable=False),
@@ -115,7 +119,7 @@ breakers = Table(
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", Id, primary_key=True, autoincrement=True),
     Column("at", Float, nullable=False),
     Column("actor", String(128), nullable=False),
     Column("action", String(64), nullable=False),
