@@ -1,7 +1,65 @@
-"""Monthly social assistance (trợ cấp xã hội hàng tháng): the domain rules as pure functions.
+"""Monthly social assistance (trợ cấp xã hội hàng tháng).
 
-Rules as data (``config/social_assistance.toml``, ``config/admin_units.toml``), amounts,
-the roster of benefits derived from the registry's decisions, payment lists for the payer,
-reconciliation of payment results and the office's monthly report. Nothing here does I/O
-beyond reading the two TOML files; the gateway wiring (pluggy hooks) is added separately.
+The domain rules are pure functions (rules, roster, payment lists, reconciliation, report:
+see README.md). This module wires them into the gateway: the ``social_assistance`` connector
+(an internal destination: decisions and payment results are applied to the plugin's own
+``sa_`` tables), its migrations, the ``payments`` / ``report`` commands, the dashboard pages
+and API, and the job that builds next month's lists on the payment day.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway import hookimpl
+
+if TYPE_CHECKING:
+    import click
+    from aiohttp import web
+
+    from gateway.config import Config
+    from gateway.hookspecs import RegisterConnector, RegisterJob
+
+HERE = Path(__file__).parent
+
+
+@hookimpl
+def gateway_register_connectors(register: RegisterConnector) -> None:
+    from plugins.social_assistance.connector import SocialAssistanceConnector
+
+    register("social_assistance", SocialAssistanceConnector)
+
+
+@hookimpl
+def gateway_migration_dirs() -> list[str]:
+    return [str(HERE / "migrations" / "versions")]
+
+
+@hookimpl
+async def gateway_startup(app: web.Application) -> None:
+    from plugins.social_assistance.web import startup
+
+    await startup(app)
+
+
+@hookimpl
+def gateway_web_routes(app: web.Application) -> None:
+    from plugins.social_assistance.web import setup_routes
+
+    setup_routes(app)
+
+
+@hookimpl
+def gateway_register_jobs(register: RegisterJob, config: Config) -> None:
+    from plugins.social_assistance.jobs import register_jobs
+
+    register_jobs(register, config)
+
+
+@hookimpl
+def gateway_register_commands(cli: click.Group) -> None:
+    from plugins.social_assistance.cli import payments, report
+
+    cli.add_command(payments)
+    cli.add_command(report)

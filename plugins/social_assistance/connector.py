@@ -1,0 +1,152 @@
+"""The social-assistance office as an internal destination system.
+
+``[systems.social_assistance] plugin = "social_assistance"`` (no ``base_url``). The core
+delivers ``decision.issued`` and ``payment.results`` messages to it like to any system;
+:meth:`SocialAssistanceConnector.render` makes a ``LOCAL`` request and
+:meth:`SocialAssistanceConnector.send` applies it to the plugin's own tables (no HTTP):
+
+* ``decision.issued`` — the decision is kept (an identical re-send is a no-op); its amount is
+  checked against the rules: applied, or held with both figures for an operator;
+* ``payment.results`` — the result line is kept (one per ky, commune, person, category),
+  what is known is reconciled, and a person unpaid for three months in a row becomes a
+  ``payment.suspension_candidates`` follow-up (routed to the registry).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+
+from gateway.connector import Connector
+from gateway.log import get_logger, mask_text
+from gateway.model import Message, OutboundRequest, PermanentError, Receipt
+from gateway.store import Store
+from plugins.social_assistance.decision import Decision, DecisionError
+from plugins.social_assistance.month import Month
+from plugins.social_assistance.reconcile import (
+    ResultError,
+    ResultLine,
+    reconcile,
+    suspension_candidates,
+)
+from plugins.social_assistance.storage import (
+    Domain,
+    latest_rows,
+    list_from_row,
+    list_rows,
+    paid_history,
+    result_payloads,
+    store_decision,
+    store_result,
+)
+
+log = get_logger("plugins.social_assistance")
+
+EVENT_DECISION = "decision.issued"
+EVENT_RESULTS = "payment.results"
+EVENT_LIST = "payment.list"
+EVENT_CANDIDATES = "payment.suspension_candidates"
+LOCAL_URL = "local:social_assistance"
+
+
+class SocialAssistanceConnector(Connector):
+    """Applies decisions and payment results to the plugin's tables (see the module doc)."""
+
+    store: Store | None = None
+    domain: Domain | None = None
+
+    def attach(self, store: Store, domain: Domain) -> None:
+        """Called at start-up (``gateway_startup``): where to keep things, and the rules."""
+        self.store = store
+        self.domain = domain
+
+    async def render(self, message: Message) -> OutboundRequest:
+        if message.event not in (EVENT_DECISION, EVENT_RESULTS):
+            raise PermanentError(
+                f"social_assistance không nhận sự kiện {message.event!r} "
+                f"(social_assistance takes no {message.event!r} events)"
+            )
+        if not isinstance(message.payload, dict):
+            raise PermanentError("payload phải là đối tượng JSON (payload must be a JSON object)")
+        return OutboundRequest(
+            method="LOCAL",
+            url=LOCAL_URL,
+            body=message.canonical_payload(),
+            context={"event": message.event, "payload": message.payload, "ref": message.ref},
+        )
+
+    async def send(self, session: aiohttp.ClientSession, request: OutboundRequest) -> Receipt:
+        return await self.apply(request.context["event"], request.context["payload"])
+
+    async def apply(self, event: str, payload: dict[str, Any]) -> Receipt:
+        """Apply one message's payload (also used by tests and imports without the engine)."""
+        if self.store is None or self.domain is None:
+            raise RuntimeError("social_assistance connector is not attached to the store")
+        if event == EVENT_DECISION:
+            return await self._decision(payload)
+        return await self._result(payload)
+
+    async def _decision(self, payload: dict[str, Any]) -> Receipt:
+        assert self.store is not None and self.domain is not None
+        rules = self.domain.rules
+        attrs = {str(k): str(v) for k, v in payload.items()}
+        try:
+            decision = Decision.from_payload(attrs, rules)
+        except DecisionError as exc:
+            raise PermanentError(
+                mask_text(f"quyết định không hợp lệ (invalid decision): {exc}")
+            ) from None
+        outcome = await self.store.write(store_decision, attrs, decision, rules, time.time())
+        if outcome.state == "held":
+            log.warning("sa_decision_held", so=decision.number, detail=outcome.detail)
+        return Receipt(status=200, detail=outcome.detail)
+
+    async def _result(self, payload: dict[str, Any]) -> Receipt:
+        assert self.store is not None and self.domain is not None
+        try:
+            line = ResultLine.from_payload(payload)
+        except ResultError as exc:
+            raise PermanentError(
+                mask_text(f"kết quả chi trả không hợp lệ (invalid result): {exc}")
+            ) from None
+        rules = self.domain.rules
+        return await self.store.write(_apply_result, payload, line, rules, time.time())
+
+
+def _apply_result(
+    conn: Any, payload: dict[str, Any], line: ResultLine, rules: Any, now: float
+) -> Receipt:
+    if not store_result(conn, payload, now):
+        return Receipt(status=200, detail="duplicate result line")
+    ky, commune = str(line.ky), line.commune
+    latest = latest_rows(list_rows(conn, ky=ky, commune=commune)).get((ky, commune))
+    if latest is None:
+        return Receipt(status=200, detail=f"kept; no list sent for {commune} {ky} (flagged)")
+    sent = list_from_row(latest)
+    rec = reconcile(rules, sent, result_payloads(conn, ky=ky, commune=commune))
+    key = line.line_key(rules)
+    if any(f.key == key for f in rec.amount_flags):
+        detail = "flagged: amount differs from the line"
+    elif any(r.citizen_id == line.citizen_id for r in rec.unknown):
+        detail = "flagged: not on the list"
+    else:
+        detail = "paid" if line.paid else "unpaid"
+    follow_ups: list[Message] = []
+    if not line.paid:
+        history = paid_history(conn, rules, commune)
+        for cand in suspension_candidates(rules, history, Month.parse(ky), commune=commune):
+            people = [p for p in cand["doiTuong"] if p["soDinhDanh"] == line.citizen_id]
+            if people:
+                follow_ups.append(
+                    Message(
+                        event=EVENT_CANDIDATES,
+                        external_id=f"{ky}:{commune}:{line.citizen_id}",
+                        payload={"ky": ky, "maXa": commune, "doiTuong": people},
+                        dossier_key=f"{commune}:{line.citizen_id}",
+                        ref=f"{ky}:{commune}",
+                    )
+                )
+                detail += "; suspension candidate (3 unpaid months)"
+    return Receipt(status=200, detail=detail, follow_ups=follow_ups)

@@ -1,0 +1,52 @@
+"""The scheduled job: on the payment day of month M−1 (Asia/Ho_Chi_Minh), build and send
+month M's lists if they were not built yet. Runs hourly."""
+
+from __future__ import annotations
+
+from gateway.config import Config
+from gateway.hookspecs import JobContext, RegisterJob
+from gateway.log import get_logger
+from gateway.model import now_vn
+from gateway.web.keys import CONFIG, ENGINE, PLUGINS, STORE, need
+from plugins.social_assistance import service
+from plugins.social_assistance.month import Month
+from plugins.social_assistance.storage import load_settings
+
+log = get_logger("plugins.social_assistance.jobs")
+INTERVAL = 3600.0
+
+
+def register_jobs(register: RegisterJob, config: Config) -> None:
+    if not any(s.plugin == "social_assistance" for s in config.systems.values()):
+        return
+    load_settings(config)  # a bad section stops start-up with the key and the file
+    register("social_assistance:payment_lists", INTERVAL, build_on_payment_day)
+
+
+async def build_on_payment_day(ctx: JobContext) -> None:
+    from plugins.social_assistance.web import _domain, refresh_metric
+
+    app = ctx.app
+    domain = _domain(app)
+    now = now_vn()
+    if now.day != domain.settings.payment_day:
+        return
+    month = Month.of(now.date()) + 1
+    store = need(app, STORE)
+    if await service.month_built(store, month):
+        return
+    results = await service.send_month(
+        store, need(app, CONFIG), need(app, PLUGINS), domain, month, now=now
+    )
+    sent = [r for r in results if r.status == "sent"]
+    log.info(
+        "sa_lists_built",
+        ky=str(month),
+        sent=len(sent),
+        refused=sum(r.status == "refused" for r in results),
+        total_vnd=sum(r.total for r in sent),
+    )
+    engine = app.get(ENGINE)
+    if engine is not None and sent:
+        engine.wake(None)
+    await refresh_metric(app)

@@ -1,0 +1,273 @@
+"""Dashboard pages and admin API of the social-assistance plugin.
+
+Pages (admin framework: :func:`protect`, :data:`NAV`, :func:`render_page`):
+``/payments`` (lists of a month per commune, delivery and reconciliation status),
+``/payments/held`` (held decisions; an operator accepts one figure, CSRF-protected and
+audited), ``/payments/candidates``, ``/payments/timeliness``. API: ``GET /api/v1/payments``,
+``GET /api/v1/reports/monthly``, ``GET /api/v1/payments/held``,
+``POST /api/v1/payments/held/{id}/accept``. Personal data is masked for every role.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from prometheus_client import Gauge
+
+from gateway.log import get_logger, mask_name
+from gateway.model import now_vn
+from gateway.web.admin import NAV, NavEntry, add_templates, principal, protect, render_page
+from gateway.web.admin.pages import lang_of
+from gateway.web.errors import ApiError
+from gateway.web.keys import CONFIG, CONNECTORS, METRICS, STORE, need
+from plugins.social_assistance import service
+from plugins.social_assistance.connector import SocialAssistanceConnector
+from plugins.social_assistance.month import Month
+from plugins.social_assistance.storage import AcceptError, Domain, accept_decision, load_domain
+from plugins.vn_common.cccd import mask_cccd
+
+log = get_logger("plugins.social_assistance.web")
+DOMAIN = web.AppKey("social_assistance_domain", Domain)
+GAUGE = web.AppKey("social_assistance_gauge", Gauge)
+API = "/api/v1"
+
+TEXT: dict[str, dict[str, str]] = {
+    "vi": {
+        "payments": "Chi trả",
+        "held": "Quyết định chờ duyệt",
+        "candidates": "Đề nghị tạm dừng",
+        "timeliness": "Thời hạn giải quyết",
+        "month": "Kỳ",
+        "show": "Xem",
+        "commune": "Xã",
+        "people": "Số người",
+        "total": "Tổng tiền (VND)",
+        "lan_gui": "Lần gửi",
+        "delivery": "Chuyển đi",
+        "paid": "Đã chi",
+        "unpaid": "Chưa chi",
+        "flagged": "Lệch",
+        "empty": "Chưa có dữ liệu.",
+        "decision": "Quyết định",
+        "dossier": "Hồ sơ",
+        "signed": "Ngày ký",
+        "state": "Trạng thái",
+        "registry": "Phần mềm quản lý",
+        "rules": "Tính lại theo quy định",
+        "accept": "Chấp nhận",
+        "person": "Đối tượng",
+        "months": "Các tháng chưa nhận",
+        "days_decision": "Số ngày đến quyết định",
+        "days_payment": "Số ngày đến lần chi đầu",
+        "overdue": "Quá hạn",
+        "arrears_late": "Truy lĩnh do chậm",
+        "bad_request": "Yêu cầu không hợp lệ",
+    },
+    "en": {
+        "payments": "Payments",
+        "held": "Held decisions",
+        "candidates": "Suspension candidates",
+        "timeliness": "Timeliness",
+        "month": "Month",
+        "show": "Show",
+        "commune": "Commune",
+        "people": "People",
+        "total": "Total (VND)",
+        "lan_gui": "Sending",
+        "delivery": "Delivery",
+        "paid": "Paid",
+        "unpaid": "Unpaid",
+        "flagged": "Flagged",
+        "empty": "Nothing yet.",
+        "decision": "Decision",
+        "dossier": "Dossier",
+        "signed": "Signed",
+        "state": "State",
+        "registry": "Registry",
+        "rules": "Recomputed by the rules",
+        "accept": "Accept",
+        "person": "Person",
+        "months": "Unpaid months",
+        "days_decision": "Days to decision",
+        "days_payment": "Days to first payment",
+        "overdue": "Overdue",
+        "arrears_late": "Arrears from lateness",
+        "bad_request": "Bad request",
+    },
+}
+
+
+def _domain(app: web.Application) -> Domain:
+    found = app.get(DOMAIN)
+    if found is None:
+        found = load_domain(need(app, CONFIG))
+        app[DOMAIN] = found
+    return found
+
+
+async def startup(app: web.Application) -> None:
+    """Attach the connector(s) to the store and the rules; publish list totals."""
+    domain = _domain(app)
+    store = need(app, STORE)
+    for connector in need(app, CONNECTORS).values():
+        if isinstance(connector, SocialAssistanceConnector):
+            connector.attach(store, domain)
+    if GAUGE not in app:
+        app[GAUGE] = Gauge(
+            "gateway_payment_list_vnd",
+            "Total VND of the latest payment lists of a month (all communes)",
+            ["ky"],
+            registry=need(app, METRICS).registry,
+        )
+    await refresh_metric(app)
+
+
+async def refresh_metric(app: web.Application) -> None:
+    gauge = app.get(GAUGE)
+    if gauge is None:
+        return
+    for ky, total in (await service.list_totals(need(app, STORE))).items():
+        gauge.labels(ky).set(total)
+
+
+def _month(request: web.Request, *, api: bool) -> Month:
+    text = request.query.get("month") or str(Month.of(now_vn().date()) + 1)
+    try:
+        return Month.parse(text)
+    except ValueError:
+        if api:
+            raise ApiError(400, "bad_month", "month must be YYYY-MM") from None
+        raise web.HTTPBadRequest(text="month must be YYYY-MM") from None
+
+
+def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
+    return {"s": TEXT[lang_of(request) if lang_of(request) in TEXT else "vi"], **extra}
+
+
+# -- pages ----------------------------------------------------------------------------------------
+async def payments_page(request: web.Request) -> web.Response:
+    month = _month(request, api=False)
+    rows = await service.overview(need(request.app, STORE), _domain(request.app), month)
+    await refresh_metric(request.app)
+    return await render_page(request, "sa_payments.html", _ctx(request, month=month, rows=rows))
+
+
+async def held_page(request: web.Request) -> web.Response:
+    rows = await service.held(need(request.app, STORE))
+    return await render_page(request, "sa_held.html", _ctx(request, rows=rows))
+
+
+async def held_accept_form(request: web.Request) -> web.Response:
+    form = await request.post()
+    try:
+        row_id = int(str(form.get("id", "")))
+        figure = str(form.get("figure", ""))
+        if figure not in ("gateway", "registry"):
+            raise ValueError(figure)
+        await _accept(request, row_id, figure)
+    except (ValueError, AcceptError):
+        return await render_page(
+            request,
+            "sa_message.html",
+            _ctx(request, text="id and figure (gateway|registry) are needed"),
+            status=400,
+        )
+    raise web.HTTPSeeOther("/payments/held")
+
+
+async def _accept(request: web.Request, row_id: int, figure: str) -> dict[str, Any]:
+    who = principal(request)
+    result: dict[str, Any] = await need(request.app, STORE).write(
+        accept_decision, row_id, figure, who.name, time.time()
+    )
+    log.info("sa_decision_accepted", id=row_id, figure=figure, actor=who.name)
+    return result
+
+
+async def candidates_page(request: web.Request) -> web.Response:
+    month = _month(request, api=False)
+    found = await service.candidates(need(request.app, STORE), _domain(request.app), month)
+    rows = [
+        {
+            "maXa": c["maXa"],
+            "soDinhDanh": mask_cccd(p["soDinhDanh"]),
+            "hoTen": mask_name(p["hoTen"]),
+            "months": " ".join(p["cacThangChuaNhan"]),
+        }
+        for c in found
+        for p in c["doiTuong"]
+    ]
+    return await render_page(request, "sa_candidates.html", _ctx(request, month=month, rows=rows))
+
+
+async def timeliness_page(request: web.Request) -> web.Response:
+    month = _month(request, api=False)
+    report = await service.monthly(need(request.app, STORE), _domain(request.app), month)
+    return await render_page(
+        request, "sa_timeliness.html", _ctx(request, month=month, t_data=report["timeliness"])
+    )
+
+
+# -- API ------------------------------------------------------------------------------------------
+async def api_payments(request: web.Request) -> web.Response:
+    month = _month(request, api=True)
+    rows = await service.overview(need(request.app, STORE), _domain(request.app), month)
+    return web.json_response({"month": str(month), "lists": rows})
+
+
+async def api_report(request: web.Request) -> web.Response:
+    month = _month(request, api=True)
+    report = await service.monthly(need(request.app, STORE), _domain(request.app), month)
+    return web.json_response({"month": str(month), "report": report})
+
+
+async def api_held(request: web.Request) -> web.Response:
+    return web.json_response({"held": await service.held(need(request.app, STORE))})
+
+
+async def api_accept(request: web.Request) -> web.Response:
+    try:
+        row_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such held decision") from None
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "bad_body", 'send JSON {"figure": "gateway"|"registry"}') from None
+    figure = body.get("figure") if isinstance(body, dict) else None
+    if figure not in ("gateway", "registry") or set(body) != {"figure"}:
+        raise ApiError(400, "bad_body", 'send JSON {"figure": "gateway"|"registry"}')
+    try:
+        result = await _accept(request, row_id, str(figure))
+    except AcceptError as exc:
+        raise ApiError(409 if "not held" in str(exc) else 404, "not_held", str(exc)) from None
+    return web.json_response({"accepted": result})
+
+
+def setup_routes(app: web.Application) -> None:
+    here = __import__("pathlib").Path(__file__).parent / "templates"
+    add_templates(app, jinja2.FileSystemLoader(here))
+    pages = [
+        ("/payments", payments_page, "payments"),
+        ("/payments/held", held_page, "held"),
+        ("/payments/candidates", candidates_page, "candidates"),
+        ("/payments/timeliness", timeliness_page, "timeliness"),
+    ]
+    for path, handler, _key in pages:
+        app.router.add_get(path, handler)
+        protect(app, path, "viewer")
+    app[NAV].append(NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
+    app.router.add_post("/payments/held/accept", held_accept_form)
+    protect(app, "/payments/held/accept", "operator")
+    for path, handler in (
+        (f"{API}/payments", api_payments),
+        (f"{API}/reports/monthly", api_report),
+        (f"{API}/payments/held", api_held),
+    ):
+        app.router.add_get(path, handler)
+        protect(app, path, "viewer")
+    app.router.add_post(f"{API}/payments/held/{{id}}/accept", api_accept)
+    protect(app, f"{API}/payments/held/{{id}}/accept", "operator")
