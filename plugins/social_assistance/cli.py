@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,9 @@ def send(
     plugins = plugins_for(config)
 
     async def go(store: Store) -> list[service.CommuneResult]:
+        expected = len(communes or domain.settings.communes) or 1
         with click.progressbar(
-            length=0, label=f"kỳ {month}", file=click.get_text_stream("stderr")
+            length=expected, label=f"kỳ {month}", file=sys.stderr, show_pos=True
         ) as bar:
             return await service.send_month(
                 store,
