@@ -54,6 +54,16 @@ EXPECTED: dict[tuple[str, str], tuple[str, int]] = {
     ("POST", "/dead/retry"): ("operator", 200),
     ("POST", "/dead/retry/confirm"): ("operator", 303),
     ("GET", "/audit"): ("admin", 200),
+    # social_assistance plugin
+    ("GET", "/payments"): ("viewer", 200),
+    ("GET", "/payments/held"): ("viewer", 200),
+    ("GET", "/payments/candidates"): ("viewer", 200),
+    ("GET", "/payments/timeliness"): ("viewer", 200),
+    ("POST", "/payments/held/accept"): ("operator", 400),  # the matrix sends no id / figure
+    ("GET", "/api/v1/payments"): ("viewer", 200),
+    ("GET", "/api/v1/reports/monthly"): ("viewer", 200),
+    ("GET", "/api/v1/payments/held"): ("viewer", 200),
+    ("POST", "/api/v1/payments/held/{id}/accept"): ("operator", 400),  # no "figure" sent
 }
 #: Where a role gets something else than the rule gives.
 OVERRIDES: dict[tuple[str, str, str], int] = {
