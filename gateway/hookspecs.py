@@ -17,7 +17,7 @@ or job it was working on, and the gateway and the other systems keep running.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -130,6 +130,19 @@ def gateway_startup(app: web.Application) -> Awaitable[None] | None:
     :param app: the running application (see :mod:`gateway.web.keys` for its keys).
     :returns: nothing, or an awaitable.
     """
+
+
+@hookspec
+def gateway_openapi_paths() -> dict[str, Any]:
+    """OpenAPI 3.1 path items for the admin-API routes a plugin adds under ``/api/v1/``.
+
+    Called by ``python -m gateway.web.admin.openapi`` when it writes the committed document
+    (``gateway/web/openapi.json``); every ``/api/v1`` route must be documented there. Path items
+    may refer to the core document's components (``#/components/schemas/Error``).
+
+    :returns: a mapping of path (``/api/v1/...``) to its path item (may be empty).
+    """
+    return {}
 
 
 @hookspec

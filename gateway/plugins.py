@@ -177,6 +177,19 @@ class Plugins:
     def migration_dirs(self) -> list[str]:
         return [d for dirs in self.pm.hook.gateway_migration_dirs() for d in dirs]
 
+    def openapi_paths(self) -> dict[str, Any]:
+        """Path items the plugins document for their admin-API routes (a path twice: error)."""
+        merged: dict[str, Any] = {}
+        for impl in self.pm.hook.gateway_openapi_paths.get_hookimpls():
+            found: Any = impl.function()
+            paths: dict[str, Any] = found or {}
+            for path, item in paths.items():
+                if path in merged:
+                    name = self.pm.get_name(impl.plugin)
+                    raise PluginError(f"gateway_openapi_paths: {path} documented twice ({name})")
+                merged[path] = item
+        return merged
+
     def add_web_routes(self, app: web.Application) -> None:
         self.pm.hook.gateway_web_routes(app=app)
 

@@ -10,7 +10,7 @@ and API, and the job that builds next month's lists on the payment day.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gateway import hookimpl
 
@@ -41,6 +41,13 @@ async def gateway_startup(app: web.Application) -> None:
     from plugins.social_assistance.web import startup
 
     await startup(app)
+
+
+@hookimpl
+def gateway_openapi_paths() -> dict[str, Any]:
+    from plugins.social_assistance.openapi import PATHS
+
+    return PATHS
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway import __version__
+from gateway.plugins import Plugins, build_plugins
 from gateway.web.admin.params import DEFAULT_LIMIT, MAX_LIMIT, OUTCOMES, STATUSES
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.json"
@@ -306,7 +307,9 @@ def _op(
 LOG_FILTERS = ["system", "outcome", "dossier", "since", "until"]
 
 
-def build_document() -> Schema:
+def build_document(plugins: Plugins | None = None) -> Schema:
+    """The admin API's OpenAPI document, with the path items plugins add
+    (``gateway_openapi_paths``; the bundled plugins' by default)."""
     csv_ok = {
         "description": "CSV (UTF-8 with BOM), the columns of `gateway deliveries export`",
         "content": {"text/csv": {"schema": {"type": "string"}}},
@@ -429,7 +432,7 @@ def build_document() -> Schema:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": paths,
+        "paths": {**paths, **dict(sorted((plugins or build_plugins()).openapi_paths().items()))},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "parameters": PARAMS,
