@@ -95,9 +95,11 @@ async def client(tmp_path: Path, aiohttp_client: Any) -> TestClient[Any, Any]:
 
 
 def record_answer(text: str) -> None:
-    """Every error answer goes to the privacy scan."""
+    """Every error answer goes to the privacy scan (its messages, not the items' refs)."""
+    from .test_fuzz_formats import error_texts
+
     with (log_dir() / f"attack-answers-{os.getpid()}.log").open("a", encoding="utf-8") as out:
-        out.write(text + "\n")
+        out.write(error_texts(text.encode()) + "\n")
 
 
 async def stored(client: TestClient[Any, Any]) -> int:

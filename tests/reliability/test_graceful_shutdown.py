@@ -99,7 +99,8 @@ async def test_sigterm_answers_intake_503_while_draining(tmp_path: Path, tally: 
             outcomes.append(await try_intake(warm, gw.url, 0))
             async with aiohttp.ClientSession() as fresh:
                 i = 1
-                while gw.alive() and i < 40:
+                # the drain: while the attempts in flight at SIGTERM are still running
+                while receiver.in_progress and i < 40:
                     outcomes.append(await try_intake(fresh, gw.url, i))
                     i += 1
                     await asyncio.sleep(0.05)
@@ -111,8 +112,8 @@ async def test_sigterm_answers_intake_503_while_draining(tmp_path: Path, tally: 
     good = counts.get("503 with Retry-After", 0)
     tally.add(
         "Graceful shutdown: SIGTERM stops intake with 503",
-        "intake requests sent during the drain (an open keep-alive connection, then new "
-        "connections) while 4 attempts are still in flight",
+        "intake requests sent during the drain, while the 4 attempts in flight at SIGTERM "
+        "are still running (an open keep-alive connection, then new connections)",
         len(outcomes),
         "requests",
         ", ".join(f"{n} × {o}" for o, n in counts.items()),
