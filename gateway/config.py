@@ -71,6 +71,10 @@ class LimitsSection(_Strict):
     max_body_bytes: int = Field(default=10_485_760, gt=0)
     queue_bound: int = Field(default=200_000, gt=0)
     max_clock_skew: int = Field(default=300, gt=0)
+    #: seconds a connection may stay idle or take to send a request's headers (slowloris)
+    client_idle_timeout: float = Field(default=15.0, gt=0)
+    #: seconds a client may take to send an inbound body once its headers arrived
+    body_timeout: float = Field(default=20.0, gt=0)
 
 
 class TokenSection(_Strict):

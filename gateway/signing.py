@@ -36,7 +36,7 @@ def verify(
     sig = headers.get("X-Signature", "")
     if not ts or not sig:
         raise SignatureError("missing X-Timestamp or X-Signature header")
-    if not (ts.isascii() and ts.isdigit()):
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
         raise SignatureError("X-Timestamp must be unix seconds")
     current = time.time() if now is None else now
     if abs(current - int(ts)) > max_skew:

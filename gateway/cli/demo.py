@@ -26,7 +26,7 @@ from gateway.log import configure_logging
 from gateway.model import VN_TZ
 from gateway.plugins import PluginError, Plugins, plugins_for
 from gateway.simulation import SimulatorOptions
-from gateway.web.app import create_app
+from gateway.web.app import create_app, make_runner
 from gateway.web.keys import STORE
 
 DEMO_SECRETS = (
@@ -125,7 +125,10 @@ async def _demo(
         loop.add_signal_handler(sig, stop.set)
     app = create_app(config, plugins=plugins)
     try:
-        runners.append(await _serve(app, config.gateway.host, config.gateway.port))
+        runner = make_runner(app, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, config.gateway.host, config.gateway.port).start()
+        runners.append(runner)
         sims = await _start_simulators(config, plugins, fault_profile, rate, speed, seed, runners)
         _banner(config, sims, fault_profile, log_path)
         started = time.monotonic()

@@ -48,10 +48,11 @@ async def serve_until_signalled(app: web.Application, host: str, port: int) -> N
     """Serve until SIGTERM or SIGINT, then shut down gracefully: intake answers 503 at once
     while the listener stays open and in-flight attempts finish (``shutdown_grace``); then the
     listener closes, leases are released and the store is closed."""
+    from gateway.web.app import make_runner
     from gateway.web.keys import CONFIG, ENGINE
 
     grace = app[CONFIG].gateway.shutdown_grace
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
+    runner = make_runner(app, handle_signals=False, shutdown_timeout=grace)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -64,6 +64,9 @@ class Intake:
         for raw in parsed.messages:
             message = raw.normalised()
             message.source = system
+            if not _is_valid_text(message):
+                rejected.append(Rejection(_safe(message.ref), (INVALID_TEXT,)))
+                continue
             errors: list[str] = []
             if self.plugins.has_validators:
                 try:
@@ -89,7 +92,11 @@ class Intake:
 
     async def commit(self, items: list[IntakeItem], rejected: list[Rejection]) -> IntakeAnswer:
         """Make items durable (group commit) and build the answer."""
-        answer = IntakeAnswer(rejected=[{"ref": r.ref, "errors": list(r.errors)} for r in rejected])
+        answer = IntakeAnswer(
+            rejected=[
+                {"ref": _safe(r.ref), "errors": [_safe(e) for e in r.errors]} for r in rejected
+            ]
+        )
         if not items:
             return answer
         if self._submit is None:
@@ -104,3 +111,24 @@ class Intake:
                 answer.destinations.update(dest for _, dest in item.routes)
                 answer.new_deliveries += result.deliveries
         return answer
+
+
+INVALID_TEXT = (
+    "văn bản chứa ký tự không hợp lệ (the text holds an invalid character: a lone UTF-16 surrogate)"
+)
+
+
+def _is_valid_text(message: Message) -> bool:
+    """Whether every string of the message encodes as UTF-8 (JSON escapes can smuggle in lone
+    surrogates that no store or destination can take)."""
+    try:
+        message.canonical_payload()
+        (message.external_id + message.ref + message.dossier_key).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _safe(text: str) -> str:
+    """Text that can be written back in an answer, whatever the sender put in it."""
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -53,6 +54,16 @@ def build_connectors(config: Config, plugins: Plugins) -> dict[str, Connector]:
             where = "" if str(exc).startswith(f"systems.{name}.") else f"systems.{name}.plugin: "
             raise PluginError(f"{config.path}: {where}{exc}") from None
     return connectors
+
+
+def make_runner(app: web.Application, **kwargs: Any) -> web.AppRunner:
+    """The runner every server of the gateway uses: idle and slow clients are cut off after
+    ``limits.client_idle_timeout`` (aiohttp's keep-alive timer also runs before the first
+    request, so a connection that never completes its headers is closed too)."""
+    limits = need(app, CONFIG).limits
+    return web.AppRunner(
+        app, access_log=None, keepalive_timeout=limits.client_idle_timeout, **kwargs
+    )
 
 
 def create_app(config: Config, *, plugins: Plugins | None = None) -> web.Application:

@@ -62,7 +62,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        return error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
+        response = error_response(exc.status, _HTTP_CODES.get(exc.status, "http_error"), exc.reason)
+        if "Allow" in exc.headers:  # 405 must say which methods are allowed
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception as exc:
         log.error("unhandled_error", path=request.path, error=mask_text(repr(exc)), exc_info=True)
         return error_response(500, "internal_error", "internal error; see the gateway log")

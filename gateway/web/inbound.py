@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from gateway.log import get_logger, mask_text
@@ -50,7 +52,13 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
             "unsupported_media_type",
             f"Content-Type must be {wanted}, not {ctype or 'missing'}",
         )
-    body = await request.read()
+    try:
+        async with asyncio.timeout(config.limits.body_timeout):
+            body = await request.read()
+    except TimeoutError:
+        raise ApiError(
+            408, "body_timeout", f"the body did not arrive within {config.limits.body_timeout:g} s"
+        ) from None
     try:
         verify(
             system_cfg.inbound_secret.get_secret_value(),

@@ -42,7 +42,7 @@ class HttpJsonConnector(Connector):
     async def parse(self, body: bytes, content_type: str) -> ParseResult:
         try:
             doc = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except ValueError as exc:  # not UTF-8, not JSON, or a number too long to convert
             raise BadRequest(f"body is not JSON: {exc}") from None
         items = doc.get("data") if isinstance(doc, dict) and "data" in doc else doc
         if isinstance(items, dict):

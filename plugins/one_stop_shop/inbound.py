@@ -28,6 +28,10 @@ def decode_document(body: bytes) -> dict[str, Any]:
             f"nội dung không phải JSON hợp lệ (the body is not valid JSON: {exc.msg} "
             f"at line {exc.lineno} column {exc.colno})"
         ) from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (4,300 digits)
+        raise BadRequest(
+            f"nội dung không phải JSON hợp lệ (the body is not valid JSON: {exc})"
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise BadRequest(
             'nội dung phải là đối tượng JSON có danh sách "data" '

@@ -40,6 +40,12 @@ BAD_PAYMENT_PLACE = "phải là tai_diem hoặc tai_nha (must be tai_diem or tai
 FUTURE_DATE = "không được sau ngày tiếp nhận (must not be after NgayTiepNhan)"
 
 
+#: the longest text the registry's profile takes (plugins/district_registry/schemas):
+#: refusing longer text here answers the desk at once instead of dead-lettering later
+MAX_LENGTH = {"MaHoSo": 64, "MaTTHC": 64, "ChuHoSo": 200, "TenNguoiNop": 200}
+DEFAULT_MAX_LENGTH = 2000
+
+
 def _code(value: Any) -> str | None:
     """A code field as a string: the protocol sends strings, some senders send numbers."""
     if isinstance(value, str):
@@ -71,6 +77,10 @@ class _Checker:
             return None
         if required and not value.strip():
             self.fail(key, REQUIRED)
+            return None
+        limit = MAX_LENGTH.get(key, DEFAULT_MAX_LENGTH)
+        if len(value) > limit:
+            self.fail(key, f"dài quá {limit} ký tự (longer than {limit} characters)")
             return None
         return value
 

@@ -233,6 +233,8 @@ async def api_accept(request: web.Request) -> web.Response:
         row_id = int(request.match_info["id"])
     except ValueError:
         raise ApiError(404, "not_found", "no such held decision") from None
+    if not 0 < row_id < 2**63:  # beyond any 64-bit id: the database could not even compare it
+        raise ApiError(404, "not_found", "no such held decision")
     try:
         body = await request.json()
     except ValueError:

@@ -327,3 +327,18 @@ async def test_unreadable_bodies_are_bad_requests(
         await parse(connector, raw)
     assert reason in str(info.value)
     assert str(info.value).startswith("nội dung")  # Vietnamese first
+
+
+async def test_text_longer_than_the_registry_takes_is_refused_at_intake(
+    connector: OneStopShopConnector,
+) -> None:
+    long_name = example_item()
+    long_name["ThongTinNguoiNop"]["TenNguoiNop"] = "Hoàng " * 50
+    long_address = example_item()
+    long_address["MaHoSo"] = "000.00.12.H06-200803-0002"
+    long_address["ThongTinNguoiNop"]["DiaChiChiTiet"] = "x" * 2001
+    result = await parse(connector, body(long_name, long_address))
+    assert result.messages == []
+    errors = [e for r in result.rejected for e in r.errors]
+    assert any("TenNguoiNop" in e and "200" in e for e in errors)
+    assert any("DiaChiChiTiet" in e and "2000" in e for e in errors)
