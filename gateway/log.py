@@ -85,7 +85,9 @@ def _timestamp(
     return event_dict
 
 
-def configure_logging(fmt: str = "json", level: int = logging.INFO, stream: TextIO | None = None) -> None:
+def configure_logging(
+    fmt: str = "json", level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
     """Configure structlog (idempotent). ``fmt`` is ``json`` or ``console``."""
     renderer: Any = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
