@@ -11,6 +11,7 @@ audited), ``/payments/candidates``, ``/payments/timeliness``. API: ``GET /api/v1
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jinja2
@@ -33,6 +34,7 @@ log = get_logger("plugins.social_assistance.web")
 DOMAIN = web.AppKey("social_assistance_domain", Domain)
 GAUGE = web.AppKey("social_assistance_gauge", Gauge)
 API = "/api/v1"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 TEXT: dict[str, dict[str, str]] = {
     "vi": {
@@ -140,7 +142,26 @@ def _month(request: web.Request, *, api: bool) -> Month:
     except ValueError:
         if api:
             raise ApiError(400, "bad_month", "month must be YYYY-MM") from None
-        raise web.HTTPBadRequest(text="month must be YYYY-MM") from None
+        raise _BadMonth from None
+
+
+class _BadMonth(ValueError):
+    """A page's ?month= is not YYYY-MM: the page answers 400 with a readable message."""
+
+
+def _page(handler: Handler) -> Handler:
+    """A dashboard page whose bad ?month= is a readable 400 page (not the bare error body)."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _BadMonth:
+            text = "month must be YYYY-MM (tháng phải có dạng YYYY-MM)"
+            return await render_page(
+                request, "sa_message.html", _ctx(request, text=text), status=400
+            )
+
+    return wrapped
 
 
 def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
@@ -181,9 +202,9 @@ async def held_accept_form(request: web.Request) -> web.Response:
 async def _accept(request: web.Request, row_id: int, figure: str) -> dict[str, Any]:
     who = principal(request)
     result: dict[str, Any] = await need(request.app, STORE).write(
-        accept_decision, row_id, figure, who.name, time.time()
+        accept_decision, row_id, figure, who.actor, time.time()
     )
-    log.info("sa_decision_accepted", id=row_id, figure=figure, actor=who.name)
+    log.info("sa_decision_accepted", id=row_id, figure=figure, actor=who.actor)
     return result
 
 
@@ -259,7 +280,7 @@ def setup_routes(app: web.Application) -> None:
         ("/payments/timeliness", timeliness_page, "timeliness"),
     ]
     for path, handler, _key in pages:
-        app.router.add_get(path, handler)
+        app.router.add_get(path, _page(handler))
         protect(app, path, "viewer")
     app[NAV].append(NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
     app.router.add_post("/payments/held/accept", held_accept_form)
