@@ -3,10 +3,12 @@ month M's lists if they were not built yet. Runs hourly."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from gateway.config import Config
 from gateway.hookspecs import JobContext, RegisterJob
 from gateway.log import get_logger
-from gateway.model import now_vn
+from gateway.model import VN_TZ, now_vn
 from gateway.web.keys import CONFIG, ENGINE, PLUGINS, STORE, need
 from plugins.social_assistance import service
 from plugins.social_assistance.month import Month
@@ -23,12 +25,14 @@ def register_jobs(register: RegisterJob, config: Config) -> None:
     register("social_assistance:payment_lists", INTERVAL, build_on_payment_day)
 
 
-async def build_on_payment_day(ctx: JobContext) -> None:
+async def build_on_payment_day(ctx: JobContext, now: datetime | None = None) -> None:
+    """``now`` (an aware datetime; default the clock) is a seam for tests: the day is taken
+    in Asia/Ho_Chi_Minh whatever its zone."""
     from plugins.social_assistance.web import _domain, refresh_metric
 
     app = ctx.app
     domain = _domain(app)
-    now = now_vn()
+    now = now.astimezone(VN_TZ) if now is not None else now_vn()
     if now.day != domain.settings.payment_day:
         return
     month = Month.of(now.date()) + 1
