@@ -151,7 +151,10 @@ def monthly_cmd(month_text: str, fmt: str, config_path: Path) -> None:
     suspension candidates and timeliness."""
     month = _month(month_text)
     config = _config(config_path)
-    domain = load_domain(config)
+    try:
+        domain = load_domain(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     data = run(with_store(config, lambda store: service.monthly(store, domain, month)))
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
