@@ -185,3 +185,12 @@ def test_a_bad_month_is_a_clean_usage_error(cfg: Path, command: list[str], month
     assert "YYYY-MM" in result.output and "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert lists_sent(cfg) == 0
+
+
+def test_a_bad_social_assistance_section_is_a_clean_error(cfg: Path) -> None:
+    bad = cfg.parent / "bad.toml"
+    bad.write_text(cfg.read_text(encoding="utf-8") + "colour = 1\n", encoding="utf-8")
+    for command in (["payments", "send"], ["report", "monthly"]):
+        result = gw(bad, *command, "--month", "2020-09")
+        assert result.exit_code == 1, result.output
+        assert "social_assistance.colour" in result.output and "Traceback" not in result.output
