@@ -41,8 +41,24 @@ def mask_name(value: str) -> str:
     return " ".join(f"{p[0]}." for p in parts if p)
 
 
+_FIELD_RE = re.compile(r'(?P<pre>"?(?P<key>[A-Za-z]+)"?\s*[:=]\s*")(?P<value>[^"]*)(?P<post>"|$)')
+
+
+def _mask_field(m: re.Match[str]) -> str:
+    key, value = m.group("key"), m.group("value")
+    if key in NAME_FIELDS:
+        value = mask_name(value)
+    elif key in ID_FIELDS:
+        value = mask_id(value)
+    return m.group("pre") + value + m.group("post")
+
+
 def mask_text(text: str) -> str:
-    """Mask every 12-digit run (a CCCD) in free text."""
+    """Mask personal data in free text: every 12-digit run (a CCCD), and the values of the
+    known name and ID fields where they appear as JSON pairs (``"hoTen": "…"``) or XML
+    attributes (``hoTen="…"``) — destinations echo them in their error answers."""
+    if '"' in text:
+        text = _FIELD_RE.sub(_mask_field, text)
     return _ID_RE.sub(lambda m: "*" * 8 + m.group(2), text)
 
 

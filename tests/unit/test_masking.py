@@ -178,3 +178,18 @@ def test_cccd_in_an_exception_traceback_is_masked(capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert "ValueError" in err
     assert CCCD not in err
+
+
+def test_mask_text_masks_name_and_id_fields_echoed_in_error_bodies() -> None:
+    from gateway.log import mask_text
+
+    json_body = (
+        'HTTP 422: {"error": "refused", "ChuHoSo": "Hoàng Thị Lan", "soDinhDanh": "006135001234"}'
+    )
+    xml_body = '<DoiTuong soDinhDanh="006135001234" hoTen="Lò Văn Pha"/>'
+    cut = 'HTTP 503: {"hoTen": "Hoàng Th'  # a snippet truncated inside a value
+    masked = mask_text(json_body) + mask_text(xml_body) + mask_text(cut)
+    for secret in ("Hoàng Thị Lan", "Lò Văn Pha", "006135001234", "Hoàng Th"):
+        assert secret not in masked
+    assert '"ChuHoSo": "H. T. L."' in masked and 'hoTen="L. V. P."' in masked
+    assert '"error": "refused"' in masked  # other fields untouched
