@@ -105,6 +105,8 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
     limit = sum(s.concurrency for s in config.systems.values()) + 10
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
+        # one session serves every system: never carry one system's cookies to another
+        cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
     )
     app[SESSION] = session
