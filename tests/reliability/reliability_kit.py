@@ -277,6 +277,19 @@ def stop_child(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
+def error_texts(data: bytes) -> str:
+    """The error messages of an answer, for the privacy scan. Not the ``ref`` of an item:
+    FORMATS.md §4 makes it the sender's own key (for a payment result, the soDinhDanh)."""
+    try:
+        answer = json.loads(data)
+    except ValueError:
+        return data.decode("utf-8", "replace")
+    if not isinstance(answer, dict):
+        return str(answer)
+    errors = [e for r in answer.get("rejected", []) for e in r.get("errors", [])]
+    return "\n".join([str(answer.get("message", "")), *map(str, errors)])
+
+
 def cli(config: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     """Run one ``gateway`` command against the same config (the store it names)."""
     result = subprocess.run(

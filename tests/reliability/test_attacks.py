@@ -45,6 +45,7 @@ from .reliability_kit import (
     SECRET,
     GatewayProcess,
     Receiver,
+    error_texts,
     free_port,
     gateway_config,
     log_dir,
@@ -96,8 +97,6 @@ async def client(tmp_path: Path, aiohttp_client: Any) -> TestClient[Any, Any]:
 
 def record_answer(text: str) -> None:
     """Every error answer goes to the privacy scan (its messages, not the items' refs)."""
-    from .test_fuzz_formats import error_texts
-
     with (log_dir() / f"attack-answers-{os.getpid()}.log").open("a", encoding="utf-8") as out:
         out.write(error_texts(text.encode()) + "\n")
 

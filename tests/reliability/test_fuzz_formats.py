@@ -38,7 +38,7 @@ from hypothesis import HealthCheck, given, settings
 
 from gateway.signing import sign
 
-from .reliability_kit import LONG, ROOT, cli, db_rows, free_port, log_dir, to_toml
+from .reliability_kit import LONG, ROOT, cli, db_rows, error_texts, free_port, log_dir, to_toml
 from .wire_strategies import STRATEGIES, Case
 
 SECRETS = {"motcua": "z-motcua", "registry": "z-registry", "post_office": "z-post"}
@@ -88,17 +88,21 @@ class FuzzTarget:
         if case.content_type:
             headers["Content-Type"] = case.content_type
         t0 = time.monotonic()
+        resp: http.client.HTTPResponse | None = None
         try:
             conn = self.connection()
             conn.request("POST", f"/inbound/{system}", body=case.body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
             status = resp.status
-            if resp.getheader("Connection", "").lower() == "close":
+            if resp.will_close:
                 self.reset()
         except (ConnectionError, http.client.HTTPException, OSError):
             self.reset()
             status, data = 0, b""
+        finally:
+            if resp is not None:
+                resp.close()  # a response that took the connection over owns its socket
         return status, data, time.monotonic() - t0
 
     def reset(self) -> None:
@@ -112,19 +116,6 @@ class FuzzTarget:
         if status != 202 or b'"errors"' in data:
             with self.answers.open("a", encoding="utf-8") as out:
                 out.write(error_texts(data) + "\n")
-
-
-def error_texts(data: bytes) -> str:
-    """The error messages of an answer, for the privacy scan. Not the ``ref`` of an item:
-    FORMATS.md §4 makes it the sender's own key (for a payment result, the soDinhDanh)."""
-    try:
-        answer = json.loads(data)
-    except ValueError:
-        return data.decode("utf-8", "replace")
-    if not isinstance(answer, dict):
-        return str(answer)
-    errors = [e for r in answer.get("rejected", []) for e in r.get("errors", [])]
-    return "\n".join([str(answer.get("message", "")), *map(str, errors)])
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -215,14 +206,9 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget]:
                     subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
                 )
         wait_http(f"http://127.0.0.1:{port}/healthz", procs[1])
-        yield FuzzTarget(
-            port,
-            config,
-            directory / "gw.db",
-            procs,
-            logs,
-            log_dir() / f"fuzz-answers-{os.getpid()}.log",
-        )
+        answers = log_dir() / f"fuzz-answers-{os.getpid()}.log"
+        target_ref.append(FuzzTarget(port, config, directory / "gw.db", procs, logs, answers))
+        yield target_ref[0]
     finally:
         if target_ref:
             target_ref[0].reset()
