@@ -179,6 +179,50 @@ async def test_hostile_xml_is_refused(
     assert "root:" not in json.dumps(answer), "file contents in the answer"
 
 
+# -- numbers too long to convert ---------------------------------------------------------------
+LONG_NUMBER = "9" * 5000  # Python refuses int() of more than 4,300 digits (CVE-2020-10735)
+LONG_NUMBERS: dict[str, tuple[str, bytes, str]] = {
+    "JSON number in a dossier": (
+        "src",
+        b'{"data": [{"id": "N1", "key": "N1", "amount": ' + LONG_NUMBER.encode() + b"}]}",
+        "application/json",
+    ),
+    "payment result soTien": (
+        "post_office",
+        b'<KetQuaChiTra xmlns="urn:vn:btxh:chitra:1" ky="2020-09" maXa="02053">'
+        b'<Dong soDinhDanh="006135001234" trangThai="chua_chi" soTien="'
+        + LONG_NUMBER.encode()
+        + b'"/></KetQuaChiTra>',
+        "application/xml",
+    ),
+    "decision soCon": (
+        "registry",
+        b'<QuyetDinh xmlns="urn:vn:btxh:registry:1" so="1/QD" ngayKy="2020-08-20" loai="tam_dung"'
+        b' maHoSo="HS-1" soDinhDanh="006135001234" hoTen="X" ngaySinh="1935-04-12"'
+        b' maXa="02053" tuThang="2020-09" soCon="' + LONG_NUMBER.encode() + b'"/>',
+        "application/xml",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LONG_NUMBERS))
+async def test_numbers_too_long_to_convert_are_refused_not_500(
+    client: TestClient[Any, Any], case: str, tally: Any
+) -> None:
+    system, body, ctype = LONG_NUMBERS[case]
+    status, answer, _ = await post_signed(client, system, body, ctype)
+    tally.add(
+        "Hostile input is refused: numbers too long to convert",
+        f"a 5,000-digit {case} to /inbound/{system}",
+        1,
+        "request",
+        f"HTTP {status} {answer.get('error', '')}"
+        + (f" ({len(answer['accepted'])} accepted)" if status == 202 else ""),
+        ok=status < 500,
+    )
+    assert status < 500, (status, answer)
+
+
 # -- oversize ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("system", ["src", "registry", "post_office"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
