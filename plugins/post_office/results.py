@@ -83,6 +83,10 @@ def _describe(root: etree._Element) -> str:
     return f"{{{name.namespace[:60]}}}{local}" if name.namespace else local
 
 
+#: 15 digits: 999 trillion VND, far beyond any one person's payment
+MAX_AMOUNT_DIGITS = 15
+
+
 def _check_line(line: etree._Element) -> list[str]:
     """Checks the XSD cannot express (the line already passed the XSD)."""
     errors: list[str] = []
@@ -90,7 +94,11 @@ def _check_line(line: etree._Element) -> list[str]:
         validate_cccd(line.get("soDinhDanh", ""))
     except CccdError as exc:
         errors.append(f"thuộc tính soDinhDanh: {exc}")
-    amount = int(line.get("soTien", "0"))
+    raw_amount = line.get("soTien", "0")
+    if len(raw_amount) > MAX_AMOUNT_DIGITS:  # no payment is that large; int() would refuse it
+        errors.append("soTien: số tiền quá lớn (the amount is implausibly large)")
+        return errors
+    amount = int(raw_amount)
     if line.get("trangThai") == "da_chi":
         if amount <= 0:
             errors.append(
