@@ -144,7 +144,7 @@ def render(data: dict[str, Any]) -> str:
         out.append("## Tests that did not pass\n")
         for nodeid, v in sorted(failed.items()):
             message = v.get("message", "").strip().splitlines()
-            last = next((m for m in reversed(message) if m.startswith("E ")), "")
+            last = next((m for m in message if m.startswith("E ")), "")
             out.append(
                 f"* `{nodeid}` — {v['outcome']}" + (f": `{last[1:].strip()[:300]}`" if last else "")
             )
