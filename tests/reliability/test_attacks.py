@@ -181,13 +181,15 @@ async def test_hostile_xml_is_refused(
 
 # -- numbers too long to convert ---------------------------------------------------------------
 LONG_NUMBER = "9" * 5000  # Python refuses int() of more than 4,300 digits (CVE-2020-10735)
+#: and what Python's recursive json decoder cannot take (RecursionError) is the same kind of
+#: input: well-formed, but beyond what the parser converts
 LONG_NUMBERS: dict[str, tuple[str, bytes, str]] = {
-    "JSON number in a dossier": (
+    "a 5,000-digit JSON number in a dossier": (
         "src",
         b'{"data": [{"id": "N1", "key": "N1", "amount": ' + LONG_NUMBER.encode() + b"}]}",
         "application/json",
     ),
-    "payment result soTien": (
+    "a 5,000-digit payment result soTien": (
         "post_office",
         b'<KetQuaChiTra xmlns="urn:vn:btxh:chitra:1" ky="2020-09" maXa="02053">'
         b'<Dong soDinhDanh="006135001234" trangThai="chua_chi" soTien="'
@@ -195,7 +197,21 @@ LONG_NUMBERS: dict[str, tuple[str, bytes, str]] = {
         + b'"/></KetQuaChiTra>',
         "application/xml",
     ),
-    "decision soCon": (
+    "array nested 100,000 deep": (
+        "src",
+        b'{"data": [{"id": "N2", "key": "N2", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}",
+        "application/json",
+    ),
+    "object nested 2,000 deep": (
+        "src",
+        b'{"data": [{"id": "N3", "key": "N3", "x": '
+        + b'{"a":' * 2000
+        + b"1"
+        + b"}" * 2000
+        + b"}]}",
+        "application/json",
+    ),
+    "a 5,000-digit decision soCon": (
         "registry",
         b'<QuyetDinh xmlns="urn:vn:btxh:registry:1" so="1/QD" ngayKy="2020-08-20" loai="tam_dung"'
         b' maHoSo="HS-1" soDinhDanh="006135001234" hoTen="X" ngaySinh="1935-04-12"'
@@ -206,14 +222,14 @@ LONG_NUMBERS: dict[str, tuple[str, bytes, str]] = {
 
 
 @pytest.mark.parametrize("case", list(LONG_NUMBERS))
-async def test_numbers_too_long_to_convert_are_refused_not_500(
+async def test_values_too_big_to_convert_are_refused_not_500(
     client: TestClient[Any, Any], case: str, tally: Any
 ) -> None:
     system, body, ctype = LONG_NUMBERS[case]
     status, answer, _ = await post_signed(client, system, body, ctype)
     tally.add(
-        "Hostile input is refused: numbers too long to convert",
-        f"a 5,000-digit {case} to /inbound/{system}",
+        "Hostile input is refused: values too big to convert (long numbers, deep nesting)",
+        f"{case} to /inbound/{system}",
         1,
         "request",
         f"HTTP {status} {answer.get('error', '')}"
