@@ -80,6 +80,8 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
         parsed = await connector.parse(body, ctype)
     except BadRequest as exc:
         raise ApiError(400, "bad_request", mask_text(str(exc))) from None
+    except RecursionError:  # any parser: a document nested deeper than Python recurses
+        raise ApiError(400, "bad_request", "the body is nested too deeply to read") from None
     except Exception as exc:
         log.error("parse_raised", system=system, error=mask_text(repr(exc)))
         raise ApiError(
