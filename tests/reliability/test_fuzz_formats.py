@@ -37,6 +37,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from gateway.signing import sign
+from plugins.one_stop_shop.generator import DossierGenerator
 
 from .reliability_kit import LONG, ROOT, cli, db_rows, error_texts, free_port, log_dir, to_toml
 from .wire_strategies import STRATEGIES, Case
@@ -281,6 +282,27 @@ test_registry_hostile = fuzz("registry", "hostile")
 test_post_office_valid = fuzz("post_office", "valid")
 test_post_office_nearly_valid = fuzz("post_office", "nearly")
 test_post_office_hostile = fuzz("post_office", "hostile")
+
+
+def test_motcua_documents_the_registry_cannot_take(target: FuzzTarget) -> None:
+    """Explicit cases the long run found: a document entry without its name or its link, or
+    with a link that is not text. Intake must refuse them (rejected item) or deliver them;
+    accepted-then-dead-lettered is checked by the next test."""
+    gen = DossierGenerator(seed=99, other_procedure_rate=0.0)
+    bad_entries = [
+        {"TepDinhKemId": "f1", "DuongDanTaiTepTin": "https://motcua.example/f1"},
+        {"TepDinhKemId": "f2", "TenTepDinhKem": "Mẫu 1a.pdf"},
+        {"TepDinhKemId": "f3", "TenTepDinhKem": "Mẫu 1a.pdf", "DuongDanTaiTepTin": {"a": 1}},
+        {"TepDinhKemId": "f4", "TenTepDinhKem": "Mẫu\x01 1a.pdf", "DuongDanTaiTepTin": "x"},
+    ]
+    for entry in bad_entries:
+        item = gen.new_dossier()
+        item["TaiLieuNop"] = [entry]
+        body = json.dumps({"isUpdating": "False", "data": [item]}).encode()
+        case = Case("nearly", body, "application/json", note=f"document entry {entry}")
+        status, data, _ = target.post("motcua", case)
+        target.record("motcua", case, status, data)
+        assert status in (202, 400), (status, data[:300])
 
 
 def test_after_fuzzing_alive_everything_delivered_log_clean(target: FuzzTarget, tally: Any) -> None:
