@@ -7,6 +7,7 @@ inbound answer and the dashboard.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -42,7 +43,15 @@ FUTURE_DATE = "không được sau ngày tiếp nhận (must not be after NgayTi
 
 #: the longest text the registry's profile takes (plugins/district_registry/schemas):
 #: refusing longer text here answers the desk at once instead of dead-lettering later
-MAX_LENGTH = {"MaHoSo": 64, "MaTTHC": 64, "ChuHoSo": 200, "TenNguoiNop": 200}
+MAX_LENGTH = {
+    "MaHoSo": 64,
+    "MaTTHC": 64,
+    "ChuHoSo": 200,
+    "TenNguoiNop": 200,
+    "TenTepDinhKem": 500,
+}
+#: characters XML 1.0 cannot carry (the registry's documents are XML)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 DEFAULT_MAX_LENGTH = 2000
 
 
@@ -77,6 +86,9 @@ class _Checker:
             return None
         if required and not value.strip():
             self.fail(key, REQUIRED)
+            return None
+        if _CONTROL.search(value):
+            self.fail(key, "chứa ký tự điều khiển (holds a control character)")
             return None
         limit = MAX_LENGTH.get(key, DEFAULT_MAX_LENGTH)
         if len(value) > limit:
@@ -151,6 +163,11 @@ def validate_dossier(item: Mapping[str, Any]) -> list[str]:
         for i, doc in enumerate(documents):
             if not isinstance(doc, Mapping):
                 top.fail(f"TaiLieuNop[{i}]", NOT_OBJECT)
+            elif str(doc.get("IsDeleted", "")).strip().lower() != "true":
+                # what the registry's TaiLieu needs: a file name and a link
+                entry = _Checker(doc, top.errors, f"{top.prefix}TaiLieuNop[{i}].")
+                entry.text("TenTepDinhKem", required=True)
+                entry.text("DuongDanTaiTepTin", required=True)
 
     required = procedure == PROCEDURE_MONTHLY_ALLOWANCE
     person = top.child("ThongTinNguoiNop", required=required)

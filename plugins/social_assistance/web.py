@@ -138,11 +138,17 @@ async def refresh_metric(app: web.Application) -> None:
 def _month(request: web.Request, *, api: bool) -> Month:
     text = request.query.get("month") or str(Month.of(now_vn().date()) + 1)
     try:
-        return Month.parse(text)
+        month = Month.parse(text)
+        if not MIN_YEAR <= month.year <= MAX_YEAR:  # the rules start in 2014; arithmetic
+            raise ValueError(text)  # on year 1 would underflow
+        return month
     except ValueError:
         if api:
             raise ApiError(400, "bad_month", "month must be YYYY-MM") from None
         raise _BadMonth from None
+
+
+MIN_YEAR, MAX_YEAR = 2000, 2100
 
 
 class _BadMonth(ValueError):
