@@ -23,8 +23,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,17 +34,13 @@ from aiohttp import web
 
 from gateway.store.throwaway import ThrowawayPostgres
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import cpu_seconds, free_port, pct, rss_mb, run_floor
+
 HERE = Path(__file__).resolve()
 SECRET = "bench-secret"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-# -- child processes ------------------------------------------------------------------------
 def run_sink(port: int) -> None:
     keys: set[str] = set()
     count = 0
@@ -74,31 +68,6 @@ def run_sink(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
-def run_floor(port: int, sink_port: int) -> None:
-    async def on_start(app: web.Application) -> None:
-        app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
-
-    async def on_stop(app: web.Application) -> None:
-        await app["session"].close()
-
-    async def forward(request: web.Request) -> web.Response:
-        body = await request.read()
-        async with request.app["session"].post(
-            f"http://127.0.0.1:{sink_port}/receive",
-            data=body,
-            headers={"Content-Type": "application/json"},
-        ) as resp:
-            await resp.read()
-        return web.json_response({"accepted": 1}, status=202)
-
-    app = web.Application(client_max_size=10 * 1024 * 1024)
-    app.router.add_post("/inbound/{system}", forward)
-    app.on_startup.append(on_start)
-    app.on_cleanup.append(on_stop)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-# -- orchestration --------------------------------------------------------------------------
 LOG_DIR = Path(tempfile.gettempdir()) / "gateway-bench-pg-logs"
 
 
@@ -188,33 +157,6 @@ async def sink_stats(sink: str) -> dict[str, int]:
 async def reset_sink(sink: str) -> None:
     async with aiohttp.ClientSession() as s, s.post(f"{sink}/reset") as r:
         await r.read()
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return float("nan")
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
 async def measure_floor(n: int, c: int, sink: str, sink_port: int) -> dict[str, float]:
