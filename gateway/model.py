@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +27,46 @@ JSONValue = Any
 def now_vn() -> datetime:
     """The current time, aware, in Asia/Ho_Chi_Minh."""
     return datetime.now(VN_TZ)
+
+
+_WHEN = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?([Zz]|[+-]\d{2}:\d{2})?)?",
+    re.ASCII,
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+WHEN_EXAMPLES = "2020-08-03, 2020-08-03T08:15 or 2020-08-03T08:15:00+07:00"
+
+
+def parse_when(text: str) -> float:
+    """A date or time as a UTC epoch: ``2020-08-03`` (midnight), ``2020-08-03T08:15``,
+    ``2020-08-03T08:15:30.5`` or RFC 3339 with an offset (``Z``, ``+07:00``); without an
+    offset it is Asia/Ho_Chi_Minh time. Anything else (and impossible dates such as
+    2020-02-30) raises :class:`ValueError`. Years 0001-9999 are all accepted, offsets included
+    (no overflow at the ends of the calendar)."""
+    m = _WHEN.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"not a date or time like {WHEN_EXAMPLES}: {text!r}")
+    year, month, day, hour, minute, second, frac, offset = m.groups()
+    local = datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
+        int((frac or "0")[:6].ljust(6, "0")),
+    )  # ValueError for month 13, 2020-02-30, hour 24, minute 99
+    if offset is None:
+        shift = VN_TZ.utcoffset(local) or timedelta(0)
+    elif offset in "Zz":
+        shift = timedelta(0)
+    else:
+        hours, minutes = int(offset[1:3]), int(offset[4:6])
+        if hours > 23 or minutes > 59:
+            raise ValueError(f"not a time offset: {offset!r}")
+        shift = (1 if offset[0] == "+" else -1) * timedelta(hours=hours, minutes=minutes)
+    return (local.replace(tzinfo=UTC) - _EPOCH - shift).total_seconds()
 
 
 def nfc(value: JSONValue) -> JSONValue:

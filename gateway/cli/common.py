@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from gateway import model
 from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
 from gateway.model import VN_TZ
 from gateway.store import Store
@@ -90,11 +91,8 @@ def parse_when(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        dt = datetime.fromisoformat(value)
+        return model.parse_when(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is not a date or time like 2020-08-03 or 2020-08-03T08:15"
+            f"{value!r} is not a date or time like {model.WHEN_EXAMPLES}"
         ) from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=VN_TZ)
-    return dt.timestamp()

@@ -9,9 +9,10 @@ ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 MONTH = {
     "name": "month",
     "in": "query",
-    "required": True,
-    "description": "The payment month (kỳ), YYYY-MM",
-    "schema": {"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"},
+    "required": False,
+    "description": "The payment month (kỳ), YYYY-MM, 2000-2100; by default the coming month "
+    "(the one whose lists are being prepared)",
+    "schema": {"type": "string", "pattern": r"^(20\d\d|2100)-(0[1-9]|1[0-2])$"},
 }
 
 
@@ -72,7 +73,12 @@ PATHS: dict[str, Any] = {
             "summary": "Accept one figure of a held decision (audited); it then applies",
             "description": "Role: operator or above.",
             "parameters": [
-                {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+                }
             ],
             "requestBody": {
                 "required": True,

@@ -144,7 +144,11 @@ def _month(request: web.Request, *, api: bool) -> Month:
         return month
     except ValueError:
         if api:
-            raise ApiError(400, "bad_month", "month must be YYYY-MM") from None
+            raise ApiError(
+                400,
+                "bad_month",
+                f"month must be YYYY-MM from {MIN_YEAR}-01 to {MAX_YEAR}-12, not {text!r}",
+            ) from None
         raise _BadMonth from None
 
 
@@ -298,5 +302,6 @@ def setup_routes(app: web.Application) -> None:
     ):
         app.router.add_get(path, handler)
         protect(app, path, "viewer")
-    app.router.add_post(f"{API}/payments/held/{{id}}/accept", api_accept)
-    protect(app, f"{API}/payments/held/{{id}}/accept", "operator")
+    accept = app.router.add_post(f"{API}/payments/held/{{id:\\d+}}/accept", api_accept)
+    assert accept.resource is not None
+    protect(app, accept.resource.canonical, "operator")

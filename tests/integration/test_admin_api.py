@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,32 @@ async def test_log_filters_and_next_cursor(api: TestClient[Any, Any], sink: Any)
     assert len((await get_json(api, "/api/v1/log?since=2000-01-01&until=2999-01-01"))["items"]) == 3
     for bad in ("outcome=lost", "since=yesterday", "limit=0", "limit=501", "before_id=x"):
         assert (await get_json(api, f"/api/v1/log?{bad}", status=400))["error"] == "bad_parameter"
+    # RFC 3339 with an offset, and the short local form, mean the same instant
+    utc = await get_json(api, "/api/v1/log?until=2999-01-01T00:00:00Z")
+    assert len(utc["items"]) == 3
+    for bad in ("since=2020-02-30", "until=2024-01-01T12:99:00Z", "since=20200803", "system="):
+        body = await get_json(api, f"/api/v1/log?{bad}", status=400)
+        assert body["error"] == "bad_parameter" and bad.split("=")[0] in body["message"]
+
+
+async def test_api_takes_only_the_documented_query_parameters_once(
+    api: TestClient[Any, Any],
+) -> None:
+    """A misspelt filter would otherwise list everything: it is a 400 naming what is taken."""
+    body = await get_json(api, "/api/v1/deliveries?statsu=dead", status=400)
+    assert body["error"] == "unknown_parameter"
+    assert "'statsu'" in body["message"] and "status" in body["message"]
+    body = await get_json(api, "/api/v1/log?limit=2&limit=3", status=400)
+    assert body["error"] == "bad_parameter" and "limit is given 2 times" in body["message"]
+    body = await get_json(api, "/api/v1/systems?x=1", status=400)
+    assert "takes: none" in body["message"]
+    assert (await get_json(api, "/api/v1/deliveries?status=dead&limit=5"))["items"] == []
+
+
+async def test_a_405_lists_only_the_methods_of_that_path(api: TestClient[Any, Any]) -> None:
+    """``/deliveries/retry`` is not a ``/deliveries/{id}``: its 405 does not offer GET."""
+    resp = await api.request("OPTIONS", "/api/v1/deliveries/retry", headers=bearer("admin"))
+    assert resp.status == 405 and set(resp.headers["Allow"].split(",")) == {"POST"}
 
 
 async def _refusing_destination(aiohttp_server: Any) -> str:
@@ -271,7 +298,9 @@ async def test_openapi_document_matches_the_routes(api: TestClient[Any, Any]) ->
     }
     assert documented == registered
     # the core's own routes, plus what plugins add and document (gateway_openapi_paths)
-    assert {(m, "/api/v1" + p) for m, p, _, _ in API_ROUTES} <= registered
+    assert {
+        (m, "/api/v1" + re.sub(r"\{(\w+):[^}]+\}", r"{\1}", p)) for m, p, _, _ in API_ROUTES
+    } <= registered
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert op.get("operationId") and op.get("responses"), (method, path)

@@ -203,8 +203,8 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("GET", "/openapi.json", openapi_document, "public"),
     ("GET", "/systems", systems, "viewer"),
     ("GET", "/deliveries", list_deliveries, "viewer"),
-    ("GET", "/deliveries/{id}", get_delivery, "viewer"),
-    ("POST", "/deliveries/{id}/retry", retry_one, "operator"),
+    ("GET", "/deliveries/{id:\\d+}", get_delivery, "viewer"),
+    ("POST", "/deliveries/{id:\\d+}/retry", retry_one, "operator"),
     ("POST", "/deliveries/retry", retry_many, "operator"),
     ("GET", "/log", delivery_log, "viewer"),
     ("GET", "/log.csv", delivery_log_csv, "viewer"),
@@ -214,10 +214,71 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
 ]
 
 
+QueryNames = dict[tuple[str, str], frozenset[str]]
+_QUERY_NAMES = web.AppKey("api_query_names", dict)
+
+
+def documented_query_names(document: dict[str, Any]) -> QueryNames:
+    """``(METHOD, path) -> the query parameters the OpenAPI document lists for it``."""
+    shared = document.get("components", {}).get("parameters", {})
+    names: QueryNames = {}
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            listed = (
+                shared[p["$ref"].rsplit("/", 1)[-1]] if "$ref" in p else p
+                for p in op.get("parameters", [])
+            )
+            names[(method.upper(), path)] = frozenset(
+                p["name"] for p in listed if p["in"] == "query"
+            )
+    return names
+
+
+def _check_query(query: Any, allowed: frozenset[str], where: str) -> None:
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        shown = ", ".join(repr(n[:40]) for n in unknown[:5])
+        takes = ", ".join(sorted(allowed)) or "none"
+        raise ApiError(
+            400, "unknown_parameter", f"unknown query parameter {shown}; {where} takes: {takes}"
+        )
+    for name in query:
+        values = query.getall(name)
+        if len(values) > 1:
+            raise ApiError(
+                400, "bad_parameter", f"{name} is given {len(values)} times; give it once"
+            )
+        if values[0] == "":
+            raise ApiError(400, "bad_parameter", f"{name} is empty; give a value or leave it out")
+
+
+@web.middleware
+async def query_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A documented API operation takes exactly the query parameters its OpenAPI document
+    lists, each at most once and not empty: a misspelt ``?statsu=dead`` would otherwise
+    silently list everything. Undocumented routes (a plugin's without
+    ``gateway_openapi_paths``) are not checked; the dashboard's forms are not affected."""
+    resource = request.match_info.route.resource
+    if request.query and resource is not None and request.path.startswith(PREFIX + "/"):
+        cache: dict[str, QueryNames] = request.app[_QUERY_NAMES]
+        if "names" not in cache:
+            from gateway.web.admin.openapi import build_document  # only when first needed
+
+            cache["names"] = documented_query_names(build_document(need(request.app, PLUGINS)))
+        method = "GET" if request.method == "HEAD" else request.method
+        allowed = cache["names"].get((method, resource.canonical))
+        if allowed is not None:
+            _check_query(request.query, allowed, f"{method} {resource.canonical}")
+    return await handler(request)
+
+
 def setup_routes(app: web.Application) -> None:
+    app[_QUERY_NAMES] = {}
+    app.middlewares.append(query_middleware)
     for method, path, handler, access in ROUTES:
         if method == "GET":
-            app.router.add_get(PREFIX + path, handler)
+            route = app.router.add_get(PREFIX + path, handler)
         else:
-            app.router.add_route(method, PREFIX + path, handler)
-        protect(app, PREFIX + path, access, method)
+            route = app.router.add_route(method, PREFIX + path, handler)
+        assert route.resource is not None
+        protect(app, route.resource.canonical, access, method)

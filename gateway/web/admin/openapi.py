@@ -14,6 +14,7 @@ from typing import Any
 from gateway import __version__
 from gateway.plugins import Plugins, build_plugins
 from gateway.web.admin.params import DEFAULT_LIMIT, MAX_LIMIT, OUTCOMES, STATUSES
+from gateway.web.admin.present import MAX_ID
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "openapi.json"
 Schema = dict[str, Any]
@@ -185,7 +186,7 @@ SCHEMAS: dict[str, Schema] = {
             {
                 "ids": {
                     "type": "array",
-                    "items": {"type": "integer", "minimum": 1},
+                    "items": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                     "minItems": 1,
                     "maxItems": 1000,
                 }
@@ -213,13 +214,18 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
+WHEN: Schema = {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+}
+
+
 def _q(name: str, description: str, schema: Schema | None = None) -> Schema:
     return {
         "name": name,
         "in": "query",
         "required": False,
         "description": description,
-        "schema": schema or {"type": "string"},
+        "schema": schema or {"type": "string", "minLength": 1},
     }
 
 
@@ -232,22 +238,25 @@ PARAMS: dict[str, Schema] = {
     "before_id": _q(
         "before_id",
         "cursor: rows with a smaller id (next_cursor of the previous page)",
-        {"type": "integer", "minimum": 1},
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
     ),
     "system": _q("system", "source or destination system"),
     "outcome": _q("outcome", "attempt outcome", {"enum": list(OUTCOMES)}),
     "dossier": _q("dossier", "dossier key (MaHoSo)"),
     "since": _q(
-        "since", "from this date/time, e.g. 2025-08-01 or 2025-08-01T08:15 (+07:00 unless given)"
+        "since",
+        "from this date or time: RFC 3339 (2025-08-01, 2025-08-01T08:15:00+07:00); the short "
+        "form 2025-08-01T08:15 is also taken, as Asia/Ho_Chi_Minh time",
+        WHEN,
     ),
-    "until": _q("until", "before this date/time"),
+    "until": _q("until", "before this date or time (as since)", WHEN),
     "status": _q("status", "delivery status", {"enum": list(STATUSES)}),
     "destination": _q("destination", "destination system"),
     "id": {
         "name": "id",
         "in": "path",
         "required": True,
-        "schema": {"type": "integer", "minimum": 1},
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
     },
     "key": {
         "name": "key",

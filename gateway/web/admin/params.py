@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gateway.model import DeliveryStatus, Outcome
+from gateway.model import WHEN_EXAMPLES, DeliveryStatus, Outcome, parse_when
 from gateway.store import DeliveryFilter, LogFilter
-from gateway.web.admin.present import MAX_ID, parse_when
+from gateway.web.admin.present import MAX_ID
 
 OUTCOMES = (Outcome.DELIVERED.value, Outcome.RETRY.value, Outcome.DEAD.value, "replayed")
 STATUSES = tuple(s.value for s in DeliveryStatus)
@@ -55,7 +55,7 @@ def when(query: Mapping[str, str], name: str) -> float | None:
         return parse_when(value)
     except ValueError:
         raise BadParam(
-            f"{name} must be a date or time like 2020-08-03 or 2020-08-03T08:15, not {value!r}"
+            f"{name} must be a date or time like {WHEN_EXAMPLES}, not {value!r}"
         ) from None
 
 

@@ -55,14 +55,6 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, VN_TZ).isoformat(timespec="milliseconds")
 
 
-def parse_when(value: str) -> float:
-    """``2020-08-03``, ``2020-08-03T08:15`` (Asia/Ho_Chi_Minh unless an offset is given)."""
-    dt = datetime.fromisoformat(value.strip())
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=VN_TZ)
-    return dt.timestamp()
-
-
 def masked(text: str | None) -> str | None:
     return None if text is None else mask_text(text)
 
