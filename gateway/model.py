@@ -7,6 +7,7 @@ destination; an *attempt* is one try of a delivery.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -135,17 +136,29 @@ class Message:
             self.ref = self.external_id
 
     def normalised(self) -> Message:
-        """A copy whose text is NFC-normalised (Vietnamese arrives as NFC and NFD)."""
+        """A copy whose text is NFC-normalised (Vietnamese arrives as NFC and NFD).
+
+        The canonical JSON is computed once here: already NFC (the usual case), it is the
+        stored form as it stands, and one C-level check of it spares the walk."""
+        text = json.dumps(self.payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        canonical: bytes | None = None
+        payload = self.payload
+        if unicodedata.is_normalized("NFC", text):
+            with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate: refused later
+                canonical = text.encode()
+        else:
+            payload = _nfc_walk(payload)
         return Message(
             event=self.event,
             external_id=nfc(self.external_id),
-            payload=nfc(self.payload),
+            payload=payload,
             dossier_key=nfc(self.dossier_key),
             procedure=self.procedure,
             source=self.source,
             headers=dict(self.headers),
             ref=nfc(self.ref),
             revision=self.revision,
+            _canonical=canonical,
         )
 
     def canonical_payload(self) -> bytes:

@@ -57,6 +57,9 @@ class Lane:
     last_error: str | None = None
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     retry_times: list[float] = field(default_factory=list)
+    #: the lane's labelled metric children (a ``.labels()`` lookup per attempt adds up)
+    in_flight_gauge: Any = None
+    attempt_histogram: Any = None
 
     @property
     def free(self) -> int:
@@ -113,6 +116,9 @@ class DeliveryEngine:
             )
             for name, system in config.systems.items()
         }
+        for lane in self.lanes.values():
+            lane.in_flight_gauge = metrics.in_flight.labels(lane.name)
+            lane.attempt_histogram = metrics.attempt_seconds.labels(lane.name)
         self.queue_depth = 0
         self.draining = False
         self._drained = False
@@ -298,7 +304,9 @@ class DeliveryEngine:
         for r in records:
             dest = r.delivery.destination
             self.metrics.deliveries.labels(dest, r.outcome.value).inc()
-            self.metrics.attempt_seconds.labels(dest).observe(r.duration_ms / 1000)
+            lane = self.lanes.get(dest)
+            if lane is not None:
+                lane.attempt_histogram.observe(r.duration_ms / 1000)
             if r.outcome is Outcome.DEAD:
                 self.metrics.dead.labels(dest).inc()
             if r.outcome is not Outcome.RETRY:
@@ -316,7 +324,7 @@ class DeliveryEngine:
     # -- attempts --------------------------------------------------------------------------------
     def _start_attempt(self, lane: Lane, delivery: ClaimedDelivery) -> None:
         lane.in_flight += 1
-        self.metrics.in_flight.labels(lane.name).set(lane.in_flight)
+        lane.in_flight_gauge.set(lane.in_flight)
         task = asyncio.create_task(self._attempt(lane, delivery), name=f"attempt-{delivery.id}")
         lane.tasks.add(task)
         task.add_done_callback(lane.tasks.discard)
@@ -364,7 +372,7 @@ class DeliveryEngine:
             )
             record = self._failed(lane, delivery, err, started, t0, sent)
         lane.in_flight -= 1
-        self.metrics.in_flight.labels(lane.name).set(lane.in_flight)
+        lane.in_flight_gauge.set(lane.in_flight)
         self._result_q.append(record)
         self._wake.set()
 

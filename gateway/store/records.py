@@ -61,6 +61,8 @@ class ClaimedDelivery:
     payload: str
 
     def message(self) -> Message:
+        """The stored message; its canonical JSON is the stored text as it is (a connector
+        that sends the payload unchanged need not serialise it again)."""
         return Message(
             event=self.event,
             external_id=self.external_id,
@@ -70,6 +72,7 @@ class ClaimedDelivery:
             source=self.source,
             ref=self.ref,
             revision=self.revision,
+            _canonical=self.payload.encode(),
         )
 
 

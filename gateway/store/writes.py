@@ -234,7 +234,7 @@ class Writer:
             row["seq"] = seq
             row["prev_hash"] = prev
             row["hash"] = prev = log_hash(prev, row)
-        conn.execute(insert(delivery_log), rows)
+        conn.execute(_insert_statements()[2], rows)
         self._pending_head = (seq, prev)
 
 
@@ -294,10 +294,6 @@ def log_row(
 def apply_outcomes(
     conn: Connection, records: Sequence[AttemptRecord], now: float, node_id: str
 ) -> None:
-    d = deliveries
-    not_done = d.c.status != DeliveryStatus.DELIVERED.value
-    # a retry or dead outcome must not undo another node's take-over of an expired lease
-    still_ours = or_(d.c.lease_owner == node_id, d.c.lease_owner.is_(None))
     by_outcome: dict[Outcome, list[dict[str, Any]]] = {}
     for r in records:
         by_outcome.setdefault(r.outcome, []).append(
@@ -307,30 +303,48 @@ def apply_outcomes(
                 "b_status": r.http_status,
                 "b_error": r.error_message,
                 "b_next": r.next_attempt_at if r.next_attempt_at is not None else now,
+                "b_now": now,
+                "b_node": node_id,
             }
         )
-    common = {
+    statements = _outcome_statements()
+    for outcome, params in by_outcome.items():
+        conn.execute(statements[outcome], params)
+
+
+@functools.cache
+def _outcome_statements() -> dict[Outcome, Any]:
+    """One ``UPDATE`` per outcome, with bind parameters (built once, as the claims)."""
+    d = deliveries
+    not_done = d.c.status != DeliveryStatus.DELIVERED.value
+    # a retry or dead outcome must not undo another node's take-over of an expired lease
+    still_ours = or_(d.c.lease_owner == bindparam("b_node"), d.c.lease_owner.is_(None))
+    common: dict[str, Any] = {
         "attempts": bindparam("b_attempts"),
         "last_status": bindparam("b_status"),
         "last_error": bindparam("b_error"),
-        "updated_at": now,
+        "updated_at": bindparam("b_now"),
         "lease_owner": None,
         "lease_expires_at": None,
     }
     status_for: dict[Outcome, dict[str, Any]] = {
-        Outcome.DELIVERED: {"status": DeliveryStatus.DELIVERED.value, "delivered_at": now},
+        Outcome.DELIVERED: {
+            "status": DeliveryStatus.DELIVERED.value,
+            "delivered_at": bindparam("b_now"),
+        },
         Outcome.RETRY: {
             "status": DeliveryStatus.PENDING.value,
             "next_attempt_at": bindparam("b_next"),
         },
         Outcome.DEAD: {"status": DeliveryStatus.DEAD.value},
     }
-    for outcome, params in by_outcome.items():
+    statements: dict[Outcome, Any] = {}
+    for outcome, values in status_for.items():
         conds = [d.c.id == bindparam("b_id"), not_done]
         if outcome is not Outcome.DELIVERED:
             conds.append(still_ours)
-        stmt = update(d).where(*conds).values(**common, **status_for[outcome])
-        conn.execute(stmt, params)
+        statements[outcome] = update(d).where(*conds).values(**common, **values)
+    return statements
 
 
 def _work_for_others(items: Sequence[IntakeItem], records: Sequence[AttemptRecord]) -> set[str]:
@@ -416,18 +430,14 @@ def _known(
     conn: Connection, items: Sequence[IntakeItem]
 ) -> tuple[dict[tuple[str, str, str], str], dict[tuple[str, str], int]]:
     """Messages already stored under the items' (source, external id): for dedupe and revisions."""
-    m = messages
     by_source: dict[str, set[str]] = {}
     for it in items:
         by_source.setdefault(it.message.source, set()).add(it.message.external_id)
     known: dict[tuple[str, str, str], str] = {}
     revisions: dict[tuple[str, str], int] = {}
+    query = _known_statement()
     for source, ext_ids in by_source.items():
-        rows = conn.execute(
-            select(m.c.source, m.c.external_id, m.c.content_hash, m.c.uid).where(
-                m.c.source == source, m.c.external_id.in_(list(ext_ids))
-            )
-        )
+        rows = conn.execute(query, {"k_source": source, "k_ids": list(ext_ids)})
         for row in rows:
             known[(row.source, row.external_id, row.content_hash)] = row.uid
             key = (row.source, row.external_id)
@@ -435,15 +445,31 @@ def _known(
     return known, revisions
 
 
+@functools.cache
+def _known_statement() -> Any:
+    m = messages
+    return select(m.c.source, m.c.external_id, m.c.content_hash, m.c.uid).where(
+        m.c.source == bindparam("k_source"),
+        m.c.external_id.in_(bindparam("k_ids", expanding=True)),
+    )
+
+
+@functools.cache
+def _insert_statements() -> tuple[Any, Any, Any]:
+    """messages (returning their ids, in order), deliveries, delivery_log: built once."""
+    m = messages
+    return (
+        insert(m).returning(m.c.id, sort_by_parameter_order=True),
+        insert(deliveries),
+        insert(delivery_log),
+    )
+
+
 def _insert_new(
     conn: Connection, rows: list[dict[str, Any]], items: list[IntakeItem], now: float
 ) -> None:
-    m = messages
-    ids = (
-        conn.execute(insert(m).returning(m.c.id, sort_by_parameter_order=True), rows)
-        .scalars()
-        .all()
-    )
+    insert_messages, insert_deliveries, _ = _insert_statements()
+    ids = conn.execute(insert_messages, rows).scalars().all()
     delivery_rows = [
         {
             "message_id": mid,
@@ -462,7 +488,7 @@ def _insert_new(
         for route, dest in it.routes
     ]
     if delivery_rows:
-        conn.execute(insert(deliveries), delivery_rows)
+        conn.execute(insert_deliveries, delivery_rows)
 
 
 def release(conn: Connection, where: Any) -> int:

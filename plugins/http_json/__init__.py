@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -76,20 +75,21 @@ class HttpJsonConnector(Connector):
         return result
 
     async def render(self, message: Message) -> OutboundRequest:
-        body: Any = message.payload
+        # the payload goes out as its canonical JSON (the stored text: not serialised again)
+        body = message.canonical_payload()
         if self.options.envelope:
-            body = {
+            head = {
                 "event": message.event,
                 "source": message.source,
                 "id": message.external_id,
                 "dossier_key": message.dossier_key,
                 "revision": message.revision,
-                "payload": message.payload,
             }
+            body = json.dumps(head, ensure_ascii=False)[:-1].encode() + b',"payload":' + body + b"}"
         return OutboundRequest(
             method="POST",
             url=f"{self.system.base_url.rstrip('/')}{self.options.path}",
-            body=json.dumps(body, ensure_ascii=False).encode(),
+            body=body,
             headers={"Content-Type": "application/json"},
         )
 
