@@ -4,8 +4,9 @@
 
 Steady state of the throughput run without HTTP: every cycle ingests ``--batch`` new dossiers
 (one route each), records the previous cycle's claims as delivered (log rows, outcomes) and
-claims ``--batch`` again. Prints wall and CPU time per dossier (the process's, which does nothing
-else; message construction included); the CPU figure moves little with the machine's load, so two versions can be compared on a shared machine.
+claims ``--batch`` again. Prints wall and CPU time per dossier (the process's, which does
+nothing else; message construction included); the CPU figure moves little with the machine's
+load, so two versions can be compared on a shared machine.
 ``--sync OFF`` leaves the fsync out (the Python and SQL cost only).
 """
 

@@ -203,8 +203,8 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("GET", "/openapi.json", openapi_document, "public"),
     ("GET", "/systems", systems, "viewer"),
     ("GET", "/deliveries", list_deliveries, "viewer"),
-    ("GET", "/deliveries/{id:\\d+}", get_delivery, "viewer"),
-    ("POST", "/deliveries/{id:\\d+}/retry", retry_one, "operator"),
+    ("GET", "/deliveries/{id}", get_delivery, "viewer"),
+    ("POST", "/deliveries/{id}/retry", retry_one, "operator"),
     ("POST", "/deliveries/retry", retry_many, "operator"),
     ("GET", "/log", delivery_log, "viewer"),
     ("GET", "/log.csv", delivery_log_csv, "viewer"),
@@ -276,9 +276,10 @@ def setup_routes(app: web.Application) -> None:
     app[_QUERY_NAMES] = {}
     app.middlewares.append(query_middleware)
     for method, path, handler, access in ROUTES:
+        # an {id} is digits: /deliveries/retry is not a /deliveries/{id} (nor in its 405's Allow)
+        pattern = PREFIX + path.replace("{id}", "{id:\\d+}")
         if method == "GET":
-            route = app.router.add_get(PREFIX + path, handler)
+            app.router.add_get(pattern, handler)
         else:
-            route = app.router.add_route(method, PREFIX + path, handler)
-        assert route.resource is not None
-        protect(app, route.resource.canonical, access, method)
+            app.router.add_route(method, pattern, handler)
+        protect(app, PREFIX + path, access, method)
