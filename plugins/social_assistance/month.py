@@ -39,20 +39,32 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> Month:
         """``"2020-08"`` -> ``Month(2020, 8)``; ValueError with a readable message otherwise."""
+        found = _PARSED.get(text)
+        if found is not None and cls is Month:
+            return found
         m = _MONTH.match(text)
         if m is None:
             raise ValueError(f"tháng phải có dạng YYYY-MM: {text!r} (a month is YYYY-MM)")
-        return cls(int(m.group(1)), int(m.group(2)))
+        month = cls(int(m.group(1)), int(m.group(2)))
+        if cls is Month and len(_PARSED) < _CACHE_LIMIT:
+            _PARSED[text] = month
+        return month
 
     @classmethod
     def of(cls, day: date) -> Month:
         """The month a date falls in."""
-        return cls(day.year, day.month)
+        return cls.from_index(day.year * 12 + day.month - 1)
 
     @classmethod
     def from_index(cls, index: int) -> Month:
-        """Inverse of :attr:`index`."""
-        return cls(index // 12, index % 12 + 1)
+        """Inverse of :attr:`index`. Months are immutable: one instance per index is shared."""
+        found = _BY_INDEX.get(index)
+        if found is not None and cls is Month:
+            return found
+        month = cls(index // 12, index % 12 + 1)
+        if cls is Month:
+            _BY_INDEX[index] = month  # at most 12 × 9999 months exist
+        return month
 
     @property
     def first_day(self) -> date:
@@ -77,6 +89,11 @@ class Month:
 
     def __repr__(self) -> str:
         return f"Month({self})"
+
+
+_BY_INDEX: dict[int, Month] = {}
+_PARSED: dict[str, Month] = {}
+_CACHE_LIMIT = 10_000
 
 
 def month_range(first: Month, last: Month) -> list[Month]:
