@@ -87,8 +87,37 @@ def _reached(rules: Rules, person: Person, category: Category, month: Month) -> 
     )
 
 
+_MEMO_LIMIT = 200_000
+"""Entries kept in :attr:`Rules.coefficients` before it starts afresh (a few MB at most)."""
+
+
 def coefficient(rules: Rules, person: Person, category: str, month: Month) -> Decimal:
-    """The coefficient of ``category`` for ``person`` in ``month``; 0 when not eligible then."""
+    """The coefficient of ``category`` for ``person`` in ``month``; 0 when not eligible then.
+
+    Ages count in whole months (:func:`age_in_month`), so the result depends on the birth
+    months, not the days: it is remembered per (category, month, birth month, disability,
+    children, cared-for birth month) — many people share one.
+    """
+    born, cared = person.birth_date, person.cared_birth_date
+    key = (
+        category,
+        month.index,
+        born.year * 12 + born.month,
+        person.disability,
+        person.children,
+        None if cared is None else cared.year * 12 + cared.month,
+    )
+    memo = rules.coefficients
+    found = memo.get(key)
+    if found is None:
+        found = _coefficient(rules, person, category, month)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = found
+    return found
+
+
+def _coefficient(rules: Rules, person: Person, category: str, month: Month) -> Decimal:
     cat = rules.category(category)
     period = cat.period_at(month)
     if period is None or not _reached(rules, person, cat, month):
@@ -103,7 +132,18 @@ def coefficient(rules: Rules, person: Person, category: str, month: Month) -> De
 
 def amount_for(level: int, coefficient: Decimal) -> int:
     """Level × coefficient rounded half-up to whole VND (done once per line per month)."""
-    return int((level * coefficient).quantize(_ONE_VND, rounding=ROUND_HALF_UP))
+    key = (level, coefficient)
+    found = _AMOUNTS.get(key)
+    if found is None:
+        found = int((level * coefficient).quantize(_ONE_VND, rounding=ROUND_HALF_UP))
+        if len(_AMOUNTS) >= _MEMO_LIMIT:
+            _AMOUNTS.clear()
+        _AMOUNTS[key] = found
+    return found
+
+
+_AMOUNTS: dict[tuple[int, Decimal], int] = {}
+"""(level, coefficient) -> amount: a handful of levels times a handful of coefficients."""
 
 
 def combine(rules: Rules, person_benefits: Sequence[Entitlement], month: Month) -> Combined:
@@ -152,6 +192,13 @@ def line_amount(
     (pinned) amount pays that amount; the line then pays the higher of the pinned amounts and
     what its other benefits combine to.
     """
+    if len(person_benefits) == 1 and person_benefits[0].pinned_amount is None:
+        # the common line: one benefit, nothing pinned (what combine() does for it, directly)
+        ent = person_benefits[0]
+        cat = rules.category(ent.category)
+        if not cat.per_child:
+            coef = coefficient(rules, ent.person, ent.category, month)
+            return amount_for(rules.level(month), coef), _shown(cat, ent, coef)
     shown = combine(rules, person_benefits, month)
     free = [e for e in person_benefits if e.pinned_amount is None]
     if len(free) == len(person_benefits):

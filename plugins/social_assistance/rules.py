@@ -163,10 +163,16 @@ class Rules:
     _level_starts: tuple[Month, ...] = field(init=False, repr=False, compare=False)
     order: Mapping[str, int] = field(init=False, repr=False, compare=False)
     """Category code -> its position in the file (ties between equal coefficients)."""
+    coefficients: dict[tuple[object, ...], Decimal] = field(init=False, repr=False, compare=False)
+    """Memo of :func:`~plugins.social_assistance.amounts.coefficient`, keyed by what the
+    coefficient depends on (every line asks again for people alike); bounded there."""
+    _levels_by_month: dict[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_level_starts", tuple(p.start for p in self.levels))
         object.__setattr__(self, "order", {code: i for i, code in enumerate(self.categories)})
+        object.__setattr__(self, "coefficients", {})
+        object.__setattr__(self, "_levels_by_month", {})
 
     def national_level(self, month: Month) -> int:
         i = bisect_right(self._level_starts, month)
@@ -176,6 +182,12 @@ class Rules:
 
     def level(self, month: Month) -> int:
         """The standard level for ``month``: the national one, or a higher provincial one."""
+        found = self._levels_by_month.get(month.index)
+        if found is None:
+            found = self._levels_by_month[month.index] = self._level(month)
+        return found
+
+    def _level(self, month: Month) -> int:
         national = self.national_level(month)
         for p in self.provincial_levels:
             if p.start <= month and (p.end is None or month < p.end):
