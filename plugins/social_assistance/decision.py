@@ -106,13 +106,136 @@ class Decision:
     @classmethod
     def from_payload(cls, payload: Mapping[str, str], rules: Rules) -> Decision:
         """Parse and check a QuyetDinh attribute dict; :class:`DecisionError` lists problems."""
-        return _Parser(payload, rules).decision()
+        return _parse_valid(payload, rules) or _Parser(payload, rules).decision()
 
 
 def _clean(value: str) -> str:
     """Trimmed and NFC-normalised (Vietnamese arrives as NFC and NFD)."""
     value = value.strip()
     return value if value.isascii() else unicodedata.normalize("NFC", value)
+
+
+_WIRE_SET = frozenset(WIRE_NAMES)
+_KINDS = {k.value: k for k in DecisionKind}
+_TERMS_KINDS = frozenset(SETS_TERMS)
+
+
+def _parse_valid(payload: Mapping[str, str], rules: Rules) -> Decision | None:
+    """The decision of a payload that passes every check of :class:`_Parser`, else None.
+
+    The same checks and the same result as ``_Parser(payload, rules).decision()`` for a valid
+    payload, without collecting messages: most payloads are valid, and the parser (which
+    reports every problem at once) is then run only for the others.
+    """
+    p: dict[str, str] = {}
+    for k, v in payload.items():
+        if k not in _WIRE_SET or not isinstance(v, str):
+            return None
+        v = v.strip()
+        if v:
+            p[k] = v if v.isascii() else unicodedata.normalize("NFC", v)
+    get = p.get
+    kind = _KINDS.get(get("loai", ""))
+    number, dossier, citizen = get("so"), get("maHoSo"), get("soDinhDanh")
+    commune, from_text = get("maXa"), get("tuThang")
+    if kind is None or not (number and dossier and citizen and commune and from_text):
+        return None
+    birth, signed = _valid_day(get("ngaySinh")), _valid_day(get("ngayKy"))
+    if birth is None or signed is None or birth > signed or not _COMMUNE.match(commune):
+        return None
+    try:
+        from_month = Month.parse(from_text)
+    except ValueError:
+        return None
+    sex = get("gioiTinh")
+    if sex is not None and sex != "nam" and sex != "nu":
+        return None
+    try:
+        validate_cccd(citizen, birth_date=birth, female=None if sex is None else sex == "nu")
+    except CccdError:
+        return None
+    sets_terms = kind in _TERMS_KINDS
+    category = get("loaiDoiTuong")
+    full_name = get("hoTen")
+    if kind is DecisionKind.HUONG and full_name is None:
+        return None
+    coefficient = level = amount = None
+    if category is not None:
+        known = rules.categories.get(category)
+        if known is None:
+            return None
+        if sets_terms and not known.requires <= p.keys():
+            return None
+    heso, muc, amount_text = get("heSo"), get("mucChuan"), get("soTienThang")
+    if sets_terms and (category is None or heso is None or muc is None or amount_text is None):
+        return None
+    if heso is not None:
+        if not _DECIMAL.match(heso):
+            return None
+        coefficient = Decimal(heso)
+    if muc is not None:
+        if not _plain_digits(muc):
+            return None
+        level = int(muc)
+    if amount_text is not None:
+        if not _plain_digits(amount_text):
+            return None
+        amount = int(amount_text)
+    payout = get("nhanTien", "tai_diem")
+    disability = get("mucDoKhuyetTat")
+    children_text = get("soCon")
+    children = None
+    if children_text is not None:
+        if not _plain_digits(children_text) or int(children_text) == 0:
+            return None
+        children = int(children_text)
+    cared_text = get("ngaySinhNguoiDuocChamSoc")
+    cared = None if cared_text is None else _valid_day(cared_text)
+    arrears = get("truyLinh", "false")
+    if (
+        (payout != "tai_diem" and payout != "tai_nha")
+        or (disability is not None and disability not in rules.disability_levels)
+        or (cared_text is not None and cared is None)
+        or (arrears != "true" and arrears != "false")
+    ):
+        return None
+    return Decision(
+        number,
+        signed,
+        kind,
+        dossier,
+        citizen,
+        full_name,
+        birth,
+        commune,
+        from_month,
+        category,
+        coefficient,
+        level,
+        amount,
+        "tai_nha" if payout == "tai_nha" else "tai_diem",
+        "nu" if sex == "nu" else "nam" if sex == "nam" else None,
+        disability,
+        children,
+        cared,
+        arrears == "true",
+        get("lyDo"),
+    )
+
+
+def _valid_day(value: str | None) -> date | None:
+    """A YYYY-MM-DD date, or None (absent or not a date)."""
+    if value is None or not _DATE.match(value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _plain_digits(value: str) -> bool:
+    """What :meth:`_Parser.integer` accepts (ASCII digits only: others go to the parser)."""
+    return value.isascii() and value.isdigit()
 
 
 class _Parser:
