@@ -5,9 +5,11 @@ generator. For tests, benchmarks and demos; names are generated, CCCDs valid but
 from __future__ import annotations
 
 import random
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from itertools import accumulate
 
 from gateway.model import VN_TZ
 from plugins.social_assistance.amounts import Person, amount_for, coefficient
@@ -122,9 +124,7 @@ def chodon_august_2020(rules: Rules, seed: int = 2020) -> list[dict[str, str]]:
 
 
 def _birth(rng: random.Random, years: tuple[int, int]) -> date:
-    return date(
-        rng.randint(*years), rng.choice((1, 2, 3, 4, 5, 6, 9, 10, 11, 12)), rng.randint(1, 28)
-    )
+    return date(rng.randint(*years), rng.choice(_BIRTH_MONTHS), rng.randint(1, 28))
 
 
 def _grant(
@@ -137,7 +137,7 @@ def _grant(
 ) -> dict[str, str]:
     female = rng.random() < 0.5
     born = _birth(rng, profile.born)
-    signed = signed or date.fromordinal(date(2019, 1, 2).toordinal() + rng.randint(0, 500))
+    signed = signed or date.fromordinal(_FIRST_SIGNING.toordinal() + rng.randint(0, 500))
     return decision_payload(
         rules,
         so=f"{serial + 1}/QĐ-UBND",
@@ -177,29 +177,79 @@ def national_payloads(
 ) -> Iterator[dict[str, str]]:
     """Decision payloads for one synthetic commune, drawn from the Chợ Đồn mix, for the list
     of ``month``: a share of grants signed late (after the previous list was built: arrears)
-    and a share suspended (tam_dung lines), so a run exercises more than ``khong_doi``."""
+    and a share suspended (tam_dung lines), so a run exercises more than ``khong_doi``.
+
+    The same payloads as :func:`_grant` + :func:`decision_payload` would give for each person
+    (same random draws, in the same order, same attributes in the same order), built directly:
+    this runs once per beneficiary of the country in the national benchmark.
+    """
     rng = random.Random(seed)
-    weights = [p.count for p in CHODON_MIX]
+    rand, randint, choice = rng.random, rng.randint, rng.choice
+    # rng.choices(CHODON_MIX, weights) draws bisect(cumulative weights, random() * total)
+    cumulative = list(accumulate(p.count for p in CHODON_MIX))
+    total, last = cumulative[-1] + 0.0, len(CHODON_MIX) - 1
     late_day = (month - 1).day(rules.calendar.list_build_day - 10)
+    late_signed, restated = late_day.isoformat(), str(month - 2)
+    first_signing = _FIRST_SIGNING.toordinal()
     for i in range(people):
-        profile = rng.choices(CHODON_MIX, weights)[0]
+        profile = CHODON_MIX[bisect_right(cumulative, rand() * total, 0, last)]
         serial = seed * 1000 + i
-        draw = rng.random()
-        payload = _grant(rules, rng, profile, serial, commune, late_day if draw < late else None)
+        draw = rand()
+        # _grant: sex, birth date, signing date, name, cared-for birth date
+        female = rand() < 0.5
+        born = date(randint(*profile.born), choice(_BIRTH_MONTHS), randint(1, 28))
         if draw < late:
-            restated = {
-                "tuThang": str(month - 2),
-                "soTienThang": None,
-                "heSo": None,
-                "mucChuan": None,
-            }
-            payload = decision_payload(rules, **(payload | restated))
-        payload["maHoSo"] = f"NAT-{commune}-{i:06d}"
-        female = payload["gioiTinh"] == "nu"
-        payload["soDinhDanh"] = make_cccd("001", int(payload["ngaySinh"][:4]), female, serial)
+            signed, from_month = late_signed, restated
+        else:
+            day = date.fromordinal(first_signing + randint(0, 500))
+            signed = day.isoformat()
+            from_month = signed[:7]
+        middle = MIDDLE_FEMALE if female else MIDDLE_MALE
+        name = f"{choice(FAMILY)} {choice(middle)} {choice(GIVEN)}"
+        payload = {
+            "so": f"{serial + 1}/QĐ-UBND",
+            "ngayKy": signed,
+            "maHoSo": f"NAT-{commune}-{i:06d}",
+            "soDinhDanh": make_cccd("001", born.year, female, serial),
+            "hoTen": name,
+            "ngaySinh": born.isoformat(),
+            "gioiTinh": "nu" if female else "nam",
+            "maXa": commune,
+            "loaiDoiTuong": profile.category,
+        }
+        if profile.disability is not None:
+            payload["mucDoKhuyetTat"] = profile.disability
+        if profile.children is not None:
+            payload["soCon"] = str(profile.children)
+        cared = None
+        if profile.cared_born:
+            cared = _birth(rng, profile.cared_born)
+            payload["ngaySinhNguoiDuocChamSoc"] = cared.isoformat()
+        payload["nhanTien"] = (
+            "tai_nha" if born.year < 1935 or profile.disability == "dac_biet_nang" else "tai_diem"
+        )
+        payload["loai"] = "huong"
+        payload["tuThang"] = from_month
+        # decision_payload: heSo, mucChuan, soTienThang from the rules for tuThang
+        person = Person(born, profile.disability, profile.children or 0, cared)
+        stated = _stated_amount(rules, person, profile.category, Month.parse(from_month))
+        payload["heSo"], payload["mucChuan"], payload["soTienThang"] = stated
         yield payload
         if late <= draw < late + suspended:
             yield _suspension(payload, month)
+
+
+_FIRST_SIGNING = date(2019, 1, 2)
+_BIRTH_MONTHS = (1, 2, 3, 4, 5, 6, 9, 10, 11, 12)
+
+
+def _stated_amount(
+    rules: Rules, person: Person, category: str, month: Month
+) -> tuple[str, str, str]:
+    """heSo, mucChuan and soTienThang as :func:`decision_payload` states them."""
+    coef = coefficient(rules, person, category, month)
+    level = rules.level(month)
+    return str(coef), str(level), str(amount_for(level, coef))
 
 
 def national_decisions(
