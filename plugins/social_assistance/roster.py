@@ -15,7 +15,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -289,7 +289,7 @@ def _build_benefit(
     spans = [Span(_BEGINNING, None, None)]
     reaches: list[tuple[Decision, Month]] = []
     for d in ordered:
-        if d.key in conflicted:
+        if conflicted and d.key in conflicted:
             continue
         pinned, problem = _amount_verdict(rules, d, accepted)
         if problem is not None:
@@ -314,6 +314,8 @@ def _build_benefit(
 def _in_order(decisions: list[Decision]) -> list[Decision]:
     """Signing date, then number; ties (conflicting decisions) broken by content, so the
     order never depends on the input's."""
+    if len(decisions) == 1:
+        return list(decisions)
     ordered = sorted(decisions, key=lambda d: d.order_key)
     if any(a.order_key == b.order_key for a, b in pairwise(ordered)):
         ordered.sort(key=lambda d: (d.order_key, repr(d)))
@@ -322,6 +324,8 @@ def _in_order(decisions: list[Decision]) -> list[Decision]:
 
 def _conflicts(ordered: list[Decision]) -> Iterable[DecisionConflict]:
     """Same decision sent twice with different content; decisions naming another person."""
+    if len(ordered) == 1:
+        return
     seen: dict[DecisionKey, Decision] = {}
     for d in ordered:
         if d.key in seen and seen[d.key] != d:
@@ -364,16 +368,18 @@ def _apply(rules: Rules, spans: list[Span], d: Decision, pinned: int | None) -> 
         return _map_from(
             spans,
             t,
-            lambda s: s if s.status is None else replace(s, terms=_terms(d, pinned, s.terms)),
+            lambda s: (
+                s
+                if s.status is None
+                else Span(s.start, s.status, _terms(d, pinned, s.terms), s.repaid)
+            ),
         )
     if d.kind is DecisionKind.TAM_DUNG:
         return _map_from(
             spans,
             t,
             lambda s: (
-                replace(s, status=Status.SUSPENDED, repaid=False)
-                if s.status is Status.ACTIVE
-                else s
+                Span(s.start, Status.SUSPENDED, s.terms, False) if s.status is Status.ACTIVE else s
             ),
         )
     if d.kind is DecisionKind.THOI_HUONG:
@@ -412,8 +418,9 @@ def _terms(d: Decision, pinned: int | None, before: Terms | None) -> Terms:
 def _split(spans: list[Span], month: Month) -> int:
     """Make a span start at ``month``; return its index."""
     i = bisect_right([s.start for s in spans], month) - 1
-    if spans[i].start != month:
-        spans.insert(i + 1, replace(spans[i], start=month))
+    span = spans[i]
+    if span.start != month:
+        spans.insert(i + 1, Span(month, span.status, span.terms, span.repaid))
         i += 1
     return i
 
@@ -428,10 +435,15 @@ def _map_from(spans: list[Span], month: Month, f: Callable[[Span], Span]) -> Mon
 def _merge(spans: list[Span]) -> None:
     """Join neighbours that say the same thing (keeps timelines canonical)."""
     out = [spans[0]]
+    last = out[0]
     for s in spans[1:]:
-        last = out[-1]
-        if (s.status, s.terms, s.repaid) != (last.status, last.terms, last.repaid):
+        if (
+            s.status != last.status
+            or s.repaid != last.repaid
+            or (s.terms is not last.terms and s.terms != last.terms)
+        ):
             out.append(s)
+            last = s
     spans[:] = out
 
 
@@ -442,5 +454,6 @@ def _repay_suspension(spans: list[Span], resume: Month) -> Month | None:
     while i > 0 and spans[i - 1].status is Status.SUSPENDED:
         i -= 1
     for j in range(i, end):
-        spans[j] = replace(spans[j], repaid=True)
+        s = spans[j]
+        spans[j] = Span(s.start, s.status, s.terms, True)
     return spans[i].start if i < end else None
