@@ -65,11 +65,13 @@ class PaymentLine:
 
     @property
     def arrears_amount(self) -> int:
-        return sum(a for _, a in self.arrears)
+        return sum(a for _, a in self.arrears) if self.arrears else 0
 
     @property
     def total(self) -> int:
         """Month amount + arrears + carried unpaid: what the payer pays on this line."""
+        if not self.arrears:
+            return self.month_amount + self.carried
         return self.month_amount + self.arrears_amount + self.carried
 
     def to_payload(self) -> dict[str, Any]:
@@ -81,7 +83,7 @@ class PaymentLine:
         if self.disability:
             line["mucDoKhuyetTat"] = self.disability
         line["soTienThang"] = self.month_amount
-        line["soTienTruyLinh"] = self.arrears_amount
+        line["soTienTruyLinh"] = self.arrears_amount if self.arrears else 0
         if self.arrears:
             line["truyLinhTu"] = str(self.arrears[0][0])
             line["truyLinhDen"] = str(self.arrears[-1][0])
@@ -153,25 +155,34 @@ class PaymentList:
 
 
 def _check_line(where: str, ky: Month, line: PaymentLine) -> None:
-    who = f"{where}, dòng {mask_cccd(line.citizen_id)}"
-    if min(line.month_amount, line.carried) < 0 or any(a <= 0 for _, a in line.arrears):
+    arrears = line.arrears
+    if line.month_amount < 0 or line.carried < 0 or (arrears and any(a <= 0 for _, a in arrears)):
         raise PaymentListError(
-            f"{who}: số tiền âm hoặc truy lĩnh bằng 0 (negative amount or empty arrears month)"
+            f"{_who(where, line)}: số tiền âm hoặc truy lĩnh bằng 0 "
+            "(negative amount or empty arrears month)"
         )
-    if any(m >= ky for m, _ in line.arrears) or list(line.arrears) != sorted(line.arrears):
+    if arrears and (any(m >= ky for m, _ in arrears) or list(arrears) != sorted(arrears)):
         raise PaymentListError(
-            f"{who}: tháng truy lĩnh phải trước kỳ và tăng dần "
+            f"{_who(where, line)}: tháng truy lĩnh phải trước kỳ và tăng dần "
             "(arrears months must precede the list month, in order)"
         )
-    if line.change in (BienDong.GIAM, BienDong.TAM_DUNG) and line.month_amount:
+    change = line.change
+    if change is BienDong.KHONG_DOI:
+        return
+    if change in (BienDong.GIAM, BienDong.TAM_DUNG) and line.month_amount:
         raise PaymentListError(
-            f"{who}: dòng {line.change} phải có soTienThang = 0 "
-            f"(a {line.change} line pays no month amount)"
+            f"{_who(where, line)}: dòng {change} phải có soTienThang = 0 "
+            f"(a {change} line pays no month amount)"
         )
-    if line.change is BienDong.TAM_DUNG and (line.arrears or line.carried):
+    if change is BienDong.TAM_DUNG and (arrears or line.carried):
         raise PaymentListError(
-            f"{who}: dòng tạm dừng không chi tiền (a suspended line pays nothing)"
+            f"{_who(where, line)}: dòng tạm dừng không chi tiền (a suspended line pays nothing)"
         )
+
+
+def _who(where: str, line: PaymentLine) -> str:
+    """How a check names a line (the CCCD masked), built only for the message."""
+    return f"{where}, dòng {mask_cccd(line.citizen_id)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,13 +289,19 @@ def _group(
     """Lines grouped by the commune whose list holds them in ``month``."""
     groups: dict[str, list[_Group]] = {}
     unplaced: dict[str, tuple[int, str]] = {}
+    placed: dict[str, str | AdminUnitError] = {}  # registry code -> list code (or why none)
     for key, benefits in roster.by_line().items():
         terms = _governing(benefits, month)
-        try:
-            code = admin_units.list_commune(terms.commune, month).code or ""
-        except AdminUnitError as e:
+        code = placed.get(terms.commune)
+        if code is None:
+            try:
+                code = admin_units.list_commune(terms.commune, month).code or ""
+            except AdminUnitError as e:
+                code = e
+            placed[terms.commune] = code
+        if isinstance(code, AdminUnitError):
             count, _ = unplaced.get(terms.commune, (0, ""))
-            unplaced[terms.commune] = (count + 1, str(e))
+            unplaced[terms.commune] = (count + 1, str(code))
             continue
         groups.setdefault(code, []).append(_Group(key, benefits, terms))
     refused = [
@@ -295,13 +312,18 @@ def _group(
 
 def _governing(benefits: Sequence[Benefit], month: Month) -> Terms:
     """The terms that name the line: of the most recently decided benefit, active first."""
-    active = [b for b in benefits if b.span_at(month).status is Status.ACTIVE] or list(benefits)
-    best = max(active, key=lambda b: max(d.order_key for d in b.decisions))
+    if len(benefits) == 1:
+        best = benefits[0]
+    else:
+        active = [b for b in benefits if b.span_at(month).status is Status.ACTIVE]
+        best = max(active or benefits, key=lambda b: max(d.order_key for d in b.decisions))
     terms = best.latest_terms(month) or next(s.terms for s in best.spans if s.terms is not None)
     return terms
 
 
 def _status(benefits: Sequence[Benefit], month: Month) -> Status | None:
+    if len(benefits) == 1:
+        return benefits[0].span_at(month).status
     statuses = {b.span_at(month).status for b in benefits}
     return next(
         (s for s in (Status.ACTIVE, Status.SUSPENDED, Status.STOPPED) if s in statuses), None
@@ -338,6 +360,7 @@ class _LineBuilder:
         self.paid = paid
         self.sent = sent
         self.admin_units = admin_units
+        self._baseline_days: dict[Month, date] = {}
 
     def payment_list(self, unit: Commune, groups: list[_Group], now: datetime) -> PaymentList:
         code = unit.code or ""
@@ -357,7 +380,9 @@ class _LineBuilder:
     def line(self, group: _Group, start: Month, merged: bool) -> PaymentLine | None:
         key, benefits, _ = group
         month = self.month
-        baseline_day = self.rules.calendar.build_date(start - 1)
+        baseline_day = self._baseline_days.get(start)
+        if baseline_day is None:
+            baseline_day = self._baseline_days[start] = self.rules.calendar.build_date(start - 1)
         status = _status(benefits, month)
         if status is None:
             return None
