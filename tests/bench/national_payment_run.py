@@ -61,13 +61,17 @@ def admin_units_file(codes: list[str], directory: Path) -> Path:
 
 
 def write_xml(payload: dict[str, Any], path: str) -> None:
-    """DanhSachChiTra, written incrementally: one Dong element at a time."""
+    """DanhSachChiTra, written incrementally: one Dong element at a time, streamed by
+    ``xmlfile`` itself (no element tree built per line; each Dong takes the root's default
+    namespace instead of declaring its own prefix)."""
     attrs = {k: str(v) for k, v in payload.items() if k != "lines"}
+    dong = f"{{{NS}}}Dong"
     with etree.xmlfile(path, encoding="utf-8") as xf:
         xf.write_declaration()
         with xf.element(f"{{{NS}}}DanhSachChiTra", attrs, nsmap={None: NS}):
             for line in payload["lines"]:
-                xf.write(etree.Element(f"{{{NS}}}Dong", {k: str(v) for k, v in line.items()}))
+                with xf.element(dong, {k: str(v) for k, v in line.items()}):
+                    pass
 
 
 class Timer:
