@@ -166,6 +166,8 @@ class Benefit:
     def latest_terms(self, month: Month) -> Terms | None:
         """The terms in force in ``month`` (whatever the status), else the last known ones."""
         i = bisect_right(self._starts, month) - 1
+        if i >= 0 and (terms := self.spans[i].terms) is not None:
+            return terms
         return next((s.terms for s in reversed(self.spans[: i + 1]) if s.terms), None)
 
     @property
@@ -360,9 +362,13 @@ def _apply(rules: Rules, spans: list[Span], d: Decision, pinned: int | None) -> 
     """Apply one decision in place; returns the earliest month it changes (None: no effect)."""
     if d.kind is DecisionKind.HUONG:
         terms = _terms(d, pinned, None)
-        return _map_from(
-            spans, grant_start(rules, d), lambda s: Span(s.start, Status.ACTIVE, terms)
-        )
+        start = grant_start(rules, d)
+        first = spans[0]
+        if len(spans) == 1 and first.status is None and first.start < start:
+            # a benefit's first grant (the common case): what _map_from gives, directly
+            spans.append(Span(start, Status.ACTIVE, terms))
+            return start
+        return _map_from(spans, start, lambda s: Span(s.start, Status.ACTIVE, terms))
     t = d.from_month
     if d.kind is DecisionKind.DIEU_CHINH:
         return _map_from(
