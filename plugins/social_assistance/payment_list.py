@@ -450,12 +450,14 @@ class _LineBuilder:
         before = self._baseline(benefits, baseline_day)
         last = start - 1
         status = _status(before, last) if before else None
-        ever_paid = any(
-            s.status is Status.ACTIVE and s.start <= last for b in before for s in b.spans
-        )
         if status is Status.ACTIVE:
             amount, shown = line_amount(self.rules, _payable(before, last, repaid=False), last)
             return _Prev(amount, shown.category or "", shown.disability, BienDong.KHONG_DOI)
+        if status is None:
+            return None
+        ever_paid = any(
+            s.status is Status.ACTIVE and s.start <= last for b in before for s in b.spans
+        )
         if status is Status.SUSPENDED and ever_paid:
             return _Prev(0, "", None, BienDong.TAM_DUNG)
         if status is Status.STOPPED and ever_paid:
@@ -474,13 +476,16 @@ class _LineBuilder:
         arrears) plus, before the gateway's first month, what the earlier system paid from
         the decisions known when it built its last list.
         """
+        late = [r for b in benefits for d, r in b.reaches if d.signed_on > baseline_day]
+        late_before_start = bool(late) and min(late) < start
+        if not late_before_start and start >= self.month:
+            return ()  # nothing decided late, no month of the gateway's before this one
         firsts = [m for b in benefits if (m := b.first_month) is not None]
         if not firsts:
             return ()
         first = min(firsts)
         found: list[tuple[Month, int]] = []
-        late = [r for b in benefits for d, r in b.reaches if d.signed_on > baseline_day]
-        if late and min(late) < start:
+        if late_before_start:
             before = self._baseline(benefits, baseline_day)
             for m in month_range(max(min(late), first), start - 1):
                 listed = self.entitled(before, m) + self.sent.covered(key, m, self.month)
@@ -491,10 +496,11 @@ class _LineBuilder:
 
     def _carried(self, key: LineKey) -> tuple[tuple[Month, int], ...]:
         """Unpaid line totals of earlier months not yet carried into a later list."""
+        unpaid = self.paid.unpaid(key, self.month)
+        if not unpaid:
+            return ()
         already = {m for line in self.sent.lines(key, self.month) for m in line.carried_from}
-        return tuple(
-            (o.ky, o.due) for o in self.paid.unpaid(key, self.month) if o.ky not in already
-        )
+        return tuple((o.ky, o.due) for o in unpaid if o.ky not in already)
 
 
 def _change(
