@@ -73,10 +73,16 @@ class Terms:
     children: int
     cared_birth_date: date | None
     pinned_amount: int | None
+    _entitlement: Entitlement | None = field(default=None, init=False, repr=False, compare=False)
 
     def entitlement(self) -> Entitlement:
-        person = Person(self.birth_date, self.disability, self.children, self.cared_birth_date)
-        return Entitlement(self.category, person, self.pinned_amount)
+        """What these terms pay on (made once: every list month asks again)."""
+        found = self._entitlement
+        if found is None:
+            person = Person(self.birth_date, self.disability, self.children, self.cared_birth_date)
+            found = Entitlement(self.category, person, self.pinned_amount)
+            object.__setattr__(self, "_entitlement", found)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
