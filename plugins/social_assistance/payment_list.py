@@ -424,20 +424,21 @@ class _LineBuilder:
                 if "mucDoKhuyetTat" in self.rules.category(category).requires
                 else None
             )
+        benefits = group.benefits
         return PaymentLine(
-            ky=self.month,
-            key=group.key,
-            full_name=terms.full_name,
-            category=category,
-            disability=disability,
-            month_amount=amount,
-            arrears=arrears,
-            carried=sum(a for _, a in carried),
-            carried_from=tuple(m for m, _ in carried),
-            payout=terms.payout,
-            change=change,
-            old_commune=terms.commune if merged else None,
-            dossiers=tuple(b.dossier for b in group.benefits),
+            self.month,  # ky
+            group.key,
+            terms.full_name,
+            category,
+            disability,
+            amount,  # month_amount
+            arrears,
+            sum(a for _, a in carried) if carried else 0,
+            tuple(m for m, _ in carried) if carried else (),  # carried_from
+            terms.payout,
+            change,
+            terms.commune if merged else None,  # old_commune
+            (benefits[0].dossier,) if len(benefits) == 1 else tuple(b.dossier for b in benefits),
         )
 
     def _prev(
