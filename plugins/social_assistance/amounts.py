@@ -98,15 +98,7 @@ def coefficient(rules: Rules, person: Person, category: str, month: Month) -> De
     months, not the days: it is remembered per (category, month, birth month, disability,
     children, cared-for birth month) — many people share one.
     """
-    born, cared = person.birth_date, person.cared_birth_date
-    key = (
-        category,
-        month.index,
-        born.year * 12 + born.month,
-        person.disability,
-        person.children,
-        None if cared is None else cared.year * 12 + cared.month,
-    )
+    key = _memo_key(person, category, month)
     memo = rules.coefficients
     found = memo.get(key)
     if found is None:
@@ -115,6 +107,19 @@ def coefficient(rules: Rules, person: Person, category: str, month: Month) -> De
             memo.clear()
         memo[key] = found
     return found
+
+
+def _memo_key(person: Person, category: str, month: Month) -> tuple[object, ...]:
+    """Everything a coefficient (and so a one-benefit line) depends on."""
+    born, cared = person.birth_date, person.cared_birth_date
+    return (
+        category,
+        month.index,
+        born.year * 12 + born.month,
+        person.disability,
+        person.children,
+        None if cared is None else cared.year * 12 + cared.month,
+    )
 
 
 def _coefficient(rules: Rules, person: Person, category: str, month: Month) -> Decimal:
@@ -193,12 +198,22 @@ def line_amount(
     what its other benefits combine to.
     """
     if len(person_benefits) == 1 and person_benefits[0].pinned_amount is None:
-        # the common line: one benefit, nothing pinned (what combine() does for it, directly)
+        # the common line: one benefit, nothing pinned (what combine() does for it, directly;
+        # remembered like the coefficient, on which alone it depends besides the month)
         ent = person_benefits[0]
+        key = _memo_key(ent.person, ent.category, month)
+        memo = rules.single_lines
+        found: tuple[int, Combined] | None = memo.get(key)
+        if found is not None:
+            return found
         cat = rules.category(ent.category)
         if not cat.per_child:
             coef = coefficient(rules, ent.person, ent.category, month)
-            return amount_for(rules.level(month), coef), _shown(cat, ent, coef)
+            found = (amount_for(rules.level(month), coef), _shown(cat, ent, coef))
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            memo[key] = found
+            return found
     shown = combine(rules, person_benefits, month)
     free = [e for e in person_benefits if e.pinned_amount is None]
     if len(free) == len(person_benefits):

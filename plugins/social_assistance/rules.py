@@ -15,7 +15,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from plugins.social_assistance._toml import RulesError, Table, read_toml
 from plugins.social_assistance.admin_units import (
@@ -166,12 +166,16 @@ class Rules:
     coefficients: dict[tuple[object, ...], Decimal] = field(init=False, repr=False, compare=False)
     """Memo of :func:`~plugins.social_assistance.amounts.coefficient`, keyed by what the
     coefficient depends on (every line asks again for people alike); bounded there."""
+    single_lines: dict[tuple[object, ...], Any] = field(init=False, repr=False, compare=False)
+    """Memo of :func:`~plugins.social_assistance.amounts.line_amount` for a line of one
+    benefit with no pinned amount, keyed like :attr:`coefficients`; bounded there."""
     _levels_by_month: dict[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_level_starts", tuple(p.start for p in self.levels))
         object.__setattr__(self, "order", {code: i for i, code in enumerate(self.categories)})
         object.__setattr__(self, "coefficients", {})
+        object.__setattr__(self, "single_lines", {})
         object.__setattr__(self, "_levels_by_month", {})
 
     def national_level(self, month: Month) -> int:
