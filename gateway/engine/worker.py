@@ -30,6 +30,7 @@ from gateway.log import get_logger, mask_text
 from gateway.metrics import BREAKER_VALUES, Metrics
 from gateway.model import GatewayError, Message, Outcome, PermanentError, Receipt, RetryableError
 from gateway.plugins import Plugins
+from gateway.store.records import work_after
 from gateway.store.store import AttemptRecord, ClaimedDelivery, IngestResult, IntakeItem, Store
 
 log = get_logger("gateway.worker")
@@ -261,10 +262,17 @@ class DeliveryEngine:
         units = self._take_intake()
         records = self._result_q[:MAX_RESULTS_PER_CYCLE]
         del self._result_q[:MAX_RESULTS_PER_CYCLE]
+        items = [item for chunk, _ in units for item in chunk]
+        # the claims come after the intake and the outcomes in the same transaction: a new
+        # delivery, or a dossier's next one, is leased in this cycle, not the next (a lane
+        # that gets fewer than it asked for has seen all there is: it sleeps until woken)
+        for name in work_after(items, records):
+            lane = self.lanes.get(name)
+            if lane is not None:
+                lane.wake_at = 0.0
         wanted = self._wanted(now)
         if not (units or records or wanted):
             return
-        items = [item for chunk, _ in units for item in chunk]
         try:
             result = await self.store.cycle(
                 items, records, wanted, self.config.gateway.lease_seconds, now
@@ -292,14 +300,10 @@ class DeliveryEngine:
             lane.breaker.started(len(deliveries))
             for delivery in deliveries:
                 self._start_attempt(lane, delivery)
-        touched = {dest for item in items for _, dest in item.routes}
-        if touched:
-            self.wake(touched)
 
     def _after_records(self, records: list[AttemptRecord], follow: list[IngestResult]) -> None:
         if not records:
             return
-        touched: set[str] = set()
         finished = 0
         for r in records:
             dest = r.delivery.destination
@@ -311,13 +315,9 @@ class DeliveryEngine:
                 self.metrics.dead.labels(dest).inc()
             if r.outcome is not Outcome.RETRY:
                 finished += 1
-                touched.add(dest)  # the dossier's next delivery may now go
             elif r.next_attempt_at is not None and dest in self.lanes:
                 self.lanes[dest].schedule_wake(r.next_attempt_at)
-            for f in r.follow_ups:
-                touched.update(d for _, d in f.routes)
         self.accepted(sum(res.deliveries for res in follow) - finished)
-        self.wake(touched)
         if self.plugins.has_outcome_observers:
             self._background(asyncio.create_task(self._observe(records)))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,3 +154,15 @@ def log_hash(prev: str, row: dict[str, Any]) -> str:
 def idempotency_key(message_uid: str, destination: str) -> str:
     """Stable per message x destination: every resend carries the same key."""
     return f"{message_uid}-{hashlib.sha256(destination.encode()).hexdigest()[:16]}"
+
+
+def work_after(items: Sequence[IntakeItem], records: Sequence[AttemptRecord]) -> set[str]:
+    """Destinations that a cycle's intake and attempt outcomes may give claimable work: those
+    of new deliveries and follow-ups, and those whose delivery finished (the dossier's next
+    one may now go)."""
+    dests = {dest for item in items for _, dest in item.routes}
+    for r in records:
+        if r.outcome is not Outcome.RETRY:
+            dests.add(r.delivery.destination)
+        dests.update(dest for f in r.follow_ups for _, dest in f.routes)
+    return dests

@@ -59,6 +59,7 @@ from gateway.store.records import (
     IntakeItem,
     idempotency_key,
     log_hash,
+    work_after,
 )
 from gateway.store.tables import (
     audit_log,
@@ -128,7 +129,7 @@ class Writer:
             dest: self.claim(conn, dest, n, lease_seconds, now) for dest, n in wanted.items()
         }
         if self.notify:
-            self.announce(conn, _work_for_others(items, records))
+            self.announce(conn, work_after(items, records))
         return CycleResult(ingested, follow, claimed)
 
     def announce(self, conn: Connection, destinations: Iterable[str]) -> None:
@@ -345,17 +346,6 @@ def _outcome_statements() -> dict[Outcome, Any]:
             conds.append(still_ours)
         statements[outcome] = update(d).where(*conds).values(**common, **values)
     return statements
-
-
-def _work_for_others(items: Sequence[IntakeItem], records: Sequence[AttemptRecord]) -> set[str]:
-    """Destinations that may have new claimable work after this cycle commits: those of new
-    deliveries, and those whose delivery finished (the dossier's next one may now go)."""
-    dests = {dest for it in items for _, dest in it.routes}
-    for r in records:
-        if r.outcome is not Outcome.RETRY:
-            dests.add(r.delivery.destination)
-        dests.update(dest for f in r.follow_ups for _, dest in f.routes)
-    return dests
 
 
 def _lock_id(kind: str, *parts: str) -> int:
