@@ -127,9 +127,11 @@ def _parse_valid(payload: Mapping[str, str], rules: Rules) -> Decision | None:
     payload, without collecting messages: most payloads are valid, and the parser (which
     reports every problem at once) is then run only for the others.
     """
+    if not payload.keys() <= _WIRE_SET:
+        return None
     p: dict[str, str] = {}
     for k, v in payload.items():
-        if k not in _WIRE_SET or not isinstance(v, str):
+        if not isinstance(v, str):
             return None
         v = v.strip()
         if v:
