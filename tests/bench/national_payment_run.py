@@ -135,9 +135,9 @@ def run_worker(args: tuple[list[str], int, str, str, str | None]) -> dict[str, A
         stats["lists"] += 1
         stats["lines"] += built.total_people
         stats["vnd"] += built.total_amount
-        for line in built.lines:
-            stats[f"bienDong {line.change}"] += 1
-            stats["arrears lines"] += bool(line.arrears)
+        for change, count in Counter(line.change for line in built.lines).items():
+            stats[f"bienDong {change}"] += count
+        stats["arrears lines"] += sum(1 for line in built.lines if line.arrears)
     return {
         "timer": dict(timer.seconds),
         "stats": dict(stats),
