@@ -9,6 +9,7 @@ import asyncio
 import csv
 import json
 import sqlite3
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -543,3 +544,18 @@ def test_plugins_check_reports_a_broken_dropin(tmp_path: Path) -> None:
         sys.modules.pop("gateway_dropin_cli_broken_dropin", None)
     assert result.exit_code == 1
     assert "FAIL load cli_broken_dropin: ImportError: missing dependency xyz" in result.stdout
+
+
+def test_the_command_process_loads_no_drawing_library() -> None:
+    """structlog imports rich (and rich pygments) when installed; the gateway's process keeps
+    them out (gateway/cli/entry.py): memory and start-up time of every node."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "gateway.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "gateway.cli.app" in loaded and "structlog" in loaded
+    assert not {"pygments", "rich.console", "rich.traceback"} & loaded
