@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 from plugins.one_stop_shop.wire import (
     CATEGORY_CODES,
@@ -55,6 +56,29 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 DEFAULT_MAX_LENGTH = 2000
 
 
+BAD_LINK = "phải là đường dẫn http(s) hợp lệ (must be a valid http or https link to the file)"
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def link_problem(value: str) -> str | None:
+    """Why a document link cannot go into the registry's ``duongDan`` (``xs:anyURI``), or
+    None: it must be an absolute http(s) URL with a host, with well-formed %-escapes, at most
+    one ``#`` and brackets only around an IPv6 host (what libxml2's anyURI check refuses)."""
+    if _CONTROL.search(value):
+        return BAD_LINK
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        return BAD_LINK
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return BAD_LINK
+    after_host = value[value.find(parts.netloc) + len(parts.netloc) :]
+    if _BAD_ESCAPE.search(value) or value.count("#") > 1 or "[" in after_host or "]" in after_host:
+        return BAD_LINK
+    return None
+
+
 def _code(value: Any) -> str | None:
     """A code field as a string: the protocol sends strings, some senders send numbers."""
     if isinstance(value, str):
@@ -93,6 +117,13 @@ class _Checker:
         limit = MAX_LENGTH.get(key, DEFAULT_MAX_LENGTH)
         if len(value) > limit:
             self.fail(key, f"dài quá {limit} ký tự (longer than {limit} characters)")
+            return None
+        return value
+
+    def link(self, key: str, *, required: bool) -> str | None:
+        value = self.text(key, required=required)
+        if value is not None and (problem := link_problem(value)) is not None:
+            self.fail(key, problem)
             return None
         return value
 
@@ -167,7 +198,7 @@ def validate_dossier(item: Mapping[str, Any]) -> list[str]:
                 # what the registry's TaiLieu needs: a file name and a link
                 entry = _Checker(doc, top.errors, f"{top.prefix}TaiLieuNop[{i}].")
                 entry.text("TenTepDinhKem", required=True)
-                entry.text("DuongDanTaiTepTin", required=True)
+                entry.link("DuongDanTaiTepTin", required=True)
 
     required = procedure == PROCEDURE_MONTHLY_ALLOWANCE
     person = top.child("ThongTinNguoiNop", required=required)
