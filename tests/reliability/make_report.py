@@ -88,7 +88,8 @@ def render(data: dict[str, Any]) -> str:
     junit = run.get("junit", {})
     out.append(
         f"Last run: **{kind}**, {when}, {run.get('seconds', '?')} s on {machine.get('cpus')} "
-        f"CPUs (Python {machine.get('python')}); `{run.get('command', '')}` → "
+        f"CPUs (Python {machine.get('python')}), commit {run.get('commit', '?')}; "
+        f"`{run.get('command', '')}` → "
         f"{junit.get('tests', '?')} tests, {junit.get('failures', 0)} failed, "
         f"{junit.get('errors', 0)} errors, {junit.get('skipped', 0)} skipped.\n"
     )

@@ -27,6 +27,23 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "reliability"
 
 
+def _commit() -> str:
+    """The commit the run tested (with ``+changes`` when the tree had uncommitted edits)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "?"
+    return (head or "?") + ("+changes" if dirty else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the bounded CI sizes")
@@ -62,6 +79,7 @@ def main() -> int:
     data = json.loads(results.read_text(encoding="utf-8")) if results.exists() else {}
     data["run"] = {
         "command": "python tests/reliability/run_long.py" + (" --quick" if args.quick else ""),
+        "commit": _commit(),
         "exit_code": code,
         "seconds": round(time.time() - started),
         "junit": junit_counts(junit),
