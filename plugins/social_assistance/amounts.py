@@ -188,6 +188,9 @@ def _shown(cat: Category, ent: Entitlement, coef: Decimal) -> Combined:
     return Combined(coef, cat.code, disability)
 
 
+_RESULTS: dict[tuple[int, Combined], tuple[int, Combined]] = {}
+
+
 def line_amount(
     rules: Rules, person_benefits: Sequence[Entitlement], month: Month
 ) -> tuple[int, Combined]:
@@ -210,6 +213,11 @@ def line_amount(
         if not cat.per_child:
             coef = coefficient(rules, ent.person, ent.category, month)
             found = (amount_for(rules.level(month), coef), _shown(cat, ent, coef))
+            # one shared pair per distinct result (a few dozen): the memo then adds no
+            # objects for the garbage collector to traverse, however many people it holds
+            if len(_RESULTS) >= _MEMO_LIMIT:
+                _RESULTS.clear()
+            found = _RESULTS.setdefault(found, found)
             if len(memo) >= _MEMO_LIMIT:
                 memo.clear()
             memo[key] = found
