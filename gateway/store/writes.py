@@ -446,23 +446,21 @@ def _known_statement() -> Any:
 
 @functools.cache
 def _insert_statements() -> tuple[Any, Any, Any]:
-    """messages (returning their ids, in order), deliveries, delivery_log: built once."""
+    """messages, deliveries (naming their message by its uid: no ids need to come back from
+    the messages insert, which keeps it a plain executemany), delivery_log: built once."""
     m = messages
-    return (
-        insert(m).returning(m.c.id, sort_by_parameter_order=True),
-        insert(deliveries),
-        insert(delivery_log),
-    )
+    message_id = select(m.c.id).where(m.c.uid == bindparam("m_uid")).scalar_subquery()
+    return insert(m), insert(deliveries).values(message_id=message_id), insert(delivery_log)
 
 
 def _insert_new(
     conn: Connection, rows: list[dict[str, Any]], items: list[IntakeItem], now: float
 ) -> None:
     insert_messages, insert_deliveries, _ = _insert_statements()
-    ids = conn.execute(insert_messages, rows).scalars().all()
+    conn.execute(insert_messages, rows)
     delivery_rows = [
         {
-            "message_id": mid,
+            "m_uid": row["uid"],
             "destination": dest,
             "route": route,
             "dossier_key": it.message.dossier_key,
@@ -474,7 +472,7 @@ def _insert_new(
             "deadline_at": now + it.deadlines.get(dest, DEFAULT_DEADLINE),
             "idempotency_key": idempotency_key(row["uid"], dest),
         }
-        for mid, row, it in zip(ids, rows, items, strict=True)
+        for row, it in zip(rows, items, strict=True)
         for route, dest in it.routes
     ]
     if delivery_rows:
