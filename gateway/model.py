@@ -92,9 +92,13 @@ def _nfc_walk(value: JSONValue) -> JSONValue:
     return value
 
 
+#: one encoder for every canonical text (``json.dumps`` with options builds one per call)
+_canonical_text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical_json(value: JSONValue) -> bytes:
     """Deterministic JSON bytes: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _canonical_text(value).encode()
 
 
 def content_hash(payload: JSONValue) -> str:
@@ -140,7 +144,7 @@ class Message:
 
         The canonical JSON is computed once here: already NFC (the usual case), it is the
         stored form as it stands, and one C-level check of it spares the walk."""
-        text = json.dumps(self.payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = _canonical_text(self.payload)
         canonical: bytes | None = None
         payload = self.payload
         if unicodedata.is_normalized("NFC", text):

@@ -196,8 +196,7 @@ def _poller(app: web.Application, system: str) -> Callable[[], Awaitable[None]]:
             return
         for r in answer.rejected:
             log.warning("poll_item_rejected", system=system, ref=r["ref"], errors=r["errors"])
-        engine.accepted(answer.new_deliveries)
-        engine.wake(answer.destinations)
+        engine.accepted(answer.new_deliveries)  # the cycle that stored them also leased them
         if new_cursor != cursor:  # shielded: never abandon a write transaction half-way
             await asyncio.shield(store.set_cursor(system, new_cursor))
 

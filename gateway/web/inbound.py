@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
@@ -53,8 +54,11 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
             f"Content-Type must be {wanted}, not {ctype or 'missing'}",
         )
     try:
-        async with asyncio.timeout(config.limits.body_timeout):
+        if request.content.is_eof():  # all of it arrived with the headers (small bodies)
             body = await request.read()
+        else:
+            async with asyncio.timeout(config.limits.body_timeout):
+                body = await request.read()
     except TimeoutError:
         raise ApiError(
             408, "body_timeout", f"the body did not arrive within {config.limits.body_timeout:g} s"
@@ -99,8 +103,7 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
         raise ApiError(
             503, "store_unavailable", f"cannot store now: {exc}; nothing was stored", retry_after=5
         ) from None
-    engine.accepted(answer.new_deliveries)
-    engine.wake(answer.destinations)
+    engine.accepted(answer.new_deliveries)  # the cycle that stored them also leased them
     metrics = need(app, METRICS)
     for result, entries in (
         ("accepted", answer.accepted),
@@ -112,7 +115,4 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
     return web.json_response(answer.as_json(), status=202, dumps=_dumps)
 
 
-def _dumps(value: object) -> str:
-    import json
-
-    return json.dumps(value, ensure_ascii=False)
+_dumps = json.JSONEncoder(ensure_ascii=False).encode

@@ -22,6 +22,9 @@ from gateway.model import BadRequest, Message, OutboundRequest, ParseResult, Rej
 __version__ = "0.1.0"
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
 class HttpJsonOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -85,7 +88,7 @@ class HttpJsonConnector(Connector):
                 "dossier_key": message.dossier_key,
                 "revision": message.revision,
             }
-            body = json.dumps(head, ensure_ascii=False)[:-1].encode() + b',"payload":' + body + b"}"
+            body = _encode(head)[:-1].encode() + b',"payload":' + body + b"}"
         return OutboundRequest(
             method="POST",
             url=f"{self.system.base_url.rstrip('/')}{self.options.path}",
