@@ -9,7 +9,7 @@ Runs, each in its own process, one after the other (so they do not share the 2 c
 5. ``national_payment_run.py``  — the domain's national payment run
 
 prints each one's own table, then the summary against the targets (Markdown, ready to paste).
-``--quick`` passes ``--quick`` to each (about 5 minutes in all); without it, about 25-30
+``--quick`` passes ``--quick`` to each (about 4 minutes in all); without it, about 11
 minutes. ``--repeat`` (default 2) repeats the noisy throughput measurements.
 
     python tests/bench/report.py [--quick] [--repeat R] [--skip name,...] [--out FILE]
