@@ -22,6 +22,7 @@ the rows and advisory locks that the writes name.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -110,8 +111,11 @@ class Store(ReadQueries):
         self._sync_writer: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
         self._lock = asyncio.Lock()
-        self._inline_conn: Connection | None = None  # writer thread only
-        self._inline_tx: Any = None
+        #: SQLite: the one write connection (the writer engine's pool holds exactly one), its
+        #: open transaction, and the last job given to the writer thread
+        self._conn: Connection | None = None
+        self._tx: Any = None
+        self._last_job: concurrent.futures.Future[Any] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -138,9 +142,8 @@ class Store(ReadQueries):
         if self._async_writer is not None and self._async_writer is not self._reader:
             await self._async_writer.dispose()
         if self._sync_writer is not None and self._thread is not None:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._thread, self._drop_inline)
-            await loop.run_in_executor(self._thread, self._sync_writer.dispose)
+            await self._in_thread(self._drop)
+            await self._in_thread(self._sync_writer.dispose)
             self._thread.shutdown(wait=True)
         self._reader = self._async_writer = self._sync_writer = None
         self._thread = None
@@ -170,8 +173,7 @@ class Store(ReadQueries):
                     if inline:
                         result = await self._run_inline(fn, args)
                     else:
-                        loop = asyncio.get_running_loop()
-                        result = await loop.run_in_executor(self._thread, self._run_sync, fn, args)
+                        result = await self._in_thread(self._run_sync, fn, args)
                 elif self._async_writer is not None:
                     async with self._async_writer.begin() as conn:
                         result = await conn.run_sync(fn, *args)
@@ -204,75 +206,84 @@ class Store(ReadQueries):
             self.writes.committed()
             return result
 
+    def _in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Give ``fn`` to the writer thread (one worker: jobs run in the order given)."""
+        assert self._thread is not None
+        job = self._thread.submit(fn, *args)
+        self._last_job = job
+        return asyncio.wrap_future(job)
+
     def _run_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        """In the writer thread: the whole transaction (on the same kept connection as the
-        inline writes; the writer engine's pool holds exactly one)."""
-        conn = self._begin_inline()
+        """In the writer thread: the whole transaction."""
+        conn = self._begin()
         try:
             result = fn(conn, *args)
         except BaseException:
-            self._end_inline(False)
+            self._end(False)
             raise
-        self._end_inline(True)
+        self._end(True)
         return result
 
     async def _run_inline(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        assert self._thread is not None
-        loop = asyncio.get_running_loop()
+        """``fn`` on this loop, between a ``BEGIN`` and a ``COMMIT`` that may wait (thread).
+
+        Every step is awaited shielded: a cancelled caller leaves the thread to finish what
+        it was given, and the next write queues behind it (never touches the connection
+        while the thread still holds it)."""
         conn = self._begin_at_once()
-        if conn is None:  # another process holds the write lock: wait for it in the thread
-            begun = loop.run_in_executor(self._thread, self._begin_inline)
+        if conn is None:
+            begun = self._in_thread(self._begin)
             try:
                 conn = await asyncio.shield(begun)
             except asyncio.CancelledError:
-                # the thread still opens the transaction: end it there, after (FIFO worker)
-                self._thread.submit(self._end_inline, False)
+                self._in_thread(self._end, False)  # after the BEGIN: one FIFO worker
                 raise
         try:
             result = fn(conn, *args)
         except BaseException:
-            await asyncio.shield(loop.run_in_executor(self._thread, self._end_inline, False))
+            await asyncio.shield(self._in_thread(self._end, False))
             raise
-        await asyncio.shield(loop.run_in_executor(self._thread, self._end_inline, True))
+        await asyncio.shield(self._in_thread(self._end, True))
         return result
 
     def _begin_at_once(self) -> Connection | None:
-        """``BEGIN IMMEDIATE`` here and now if the write lock is free (busy timeout 0), else
-        None. The writer thread is idle: every write goes through the store's lock."""
+        """``BEGIN IMMEDIATE`` here and now, if the writer thread is idle and no other process
+        holds the write lock (busy timeout 0); None otherwise (then the thread waits for it)."""
+        if self._last_job is not None and not self._last_job.done():
+            return None
         try:
-            if self._inline_conn is None:
-                assert self._sync_writer is not None
-                self._inline_conn = self._sync_writer.connect()
-            raw = self._inline_conn.connection.dbapi_connection
+            conn = self._connection()
+            raw = conn.connection.dbapi_connection
             assert raw is not None
             raw.execute("PRAGMA busy_timeout=0")
             try:
-                self._inline_tx = self._inline_conn.begin()
+                self._tx = conn.begin()
             finally:
                 raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         except Exception:
-            self._drop_inline()
+            self._drop()
             return None
-        return self._inline_conn
+        return conn
 
-    def _begin_inline(self) -> Connection:
-        """In the writer thread: ``BEGIN IMMEDIATE`` on the inline connection (kept open
-        between cycles; a new one after any failure)."""
-        assert self._sync_writer is not None
-        if self._inline_conn is None:
-            self._inline_conn = self._sync_writer.connect()
-        conn = self._inline_conn
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            assert self._sync_writer is not None
+            self._conn = self._sync_writer.connect()
+        return self._conn
+
+    def _begin(self) -> Connection:
+        """``BEGIN IMMEDIATE`` (waits up to the busy timeout for another process's lock)."""
+        conn = self._connection()
         try:
-            self._inline_tx = conn.begin()
+            self._tx = conn.begin()
         except BaseException:
-            self._drop_inline()
+            self._drop()
             raise
         return conn
 
-    def _end_inline(self, commit: bool) -> None:
-        """In the writer thread: ``COMMIT`` (the fsync) or roll back."""
-        transaction = self._inline_tx
-        self._inline_tx = None
+    def _end(self, commit: bool) -> None:
+        """``COMMIT`` (the fsync) or roll back; a failure leaves no connection behind."""
+        transaction, self._tx = self._tx, None
         if transaction is None:
             return
         try:
@@ -281,11 +292,11 @@ class Store(ReadQueries):
             else:
                 transaction.rollback()
         except BaseException:
-            self._drop_inline()
+            self._drop()
             raise
 
-    def _drop_inline(self) -> None:
-        conn, self._inline_conn, self._inline_tx = self._inline_conn, None, None
+    def _drop(self) -> None:
+        conn, self._conn, self._tx = self._conn, None, None
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
