@@ -29,7 +29,6 @@ class IntakeAnswer:
     accepted: list[dict[str, str]] = field(default_factory=list)
     duplicates: list[dict[str, str]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
-    destinations: set[str] = field(default_factory=set)
     new_deliveries: int = 0
 
     def as_json(self) -> dict[str, Any]:
@@ -102,13 +101,12 @@ class Intake:
         if self._submit is None:
             raise RuntimeError("intake is not connected to a delivery engine")
         results = await self._submit(items)
-        for item, result in zip(items, results, strict=True):
+        for result in results:
             entry = {"ref": result.ref, "id": result.uid}
             if result.duplicate:
                 answer.duplicates.append(entry)
             else:
                 answer.accepted.append(entry)
-                answer.destinations.update(dest for _, dest in item.routes)
                 answer.new_deliveries += result.deliveries
         return answer
 
