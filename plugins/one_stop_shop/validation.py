@@ -57,6 +57,9 @@ DEFAULT_MAX_LENGTH = 2000
 
 
 BAD_LINK = "phải là đường dẫn http(s) hợp lệ (must be a valid http or https link to the file)"
+HAS_SPACE = "không được chứa khoảng trắng (must not contain spaces or line breaks)"
+#: what XML Schema's \s matches: the registry's MaHoSo pattern \S+ refuses these
+_XML_SPACE = re.compile(r"[ \t\r\n]")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
@@ -177,7 +180,9 @@ def validate_dossier(item: Mapping[str, Any]) -> list[str]:
     """
     errors: list[str] = []
     top = _Checker(item, errors)
-    top.text("MaHoSo", required=True)
+    dossier_id = top.text("MaHoSo", required=True)
+    if dossier_id is not None and _XML_SPACE.search(dossier_id):
+        top.fail("MaHoSo", HAS_SPACE)  # the registry's maHoSo is \S+
     procedure = top.text("MaTTHC", required=True)
     top.timestamp("NgayTiepNhan", required=True)
     top.timestamp("NgayHenTra", required=False)

@@ -1,6 +1,7 @@
-"""A document link the desk accepts is one the registry's XML can carry (``duongDan``,
-``xs:anyURI`` in plugins/district_registry/schemas/registry.xsd): accepted at intake must
-never mean dead-lettered later (the long reliability run found ``01tps://…`` doing that)."""
+"""What the desk accepts, the registry's XML can carry (plugins/district_registry/schemas/
+registry.xsd): accepted at intake must never mean dead-lettered later. The long reliability
+run found two such values: a document link ``01tps://…`` (``duongDan``, ``xs:anyURI``) and a
+dossier id with a space (``maHoSo``, pattern ``\\S+``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from plugins.one_stop_shop.validation import link_problem
+from plugins.one_stop_shop.validation import link_problem, validate_dossier
 
 XS = "http://www.w3.org/2001/XMLSchema"
 REGISTRY_XSD = (
@@ -20,23 +21,24 @@ REGISTRY_XSD = (
 )
 
 
-def _duong_dan_schema() -> etree.XMLSchema:
-    """The registry's own DuongDan type, on one element."""
+def _registry_type(name: str) -> etree.XMLSchema:
+    """One of the registry's own simple types, on one element."""
     source = etree.parse(str(REGISTRY_XSD))
-    (simple,) = source.xpath("//xs:simpleType[@name='DuongDan']", namespaces={"xs": XS})
+    (simple,) = source.xpath(f"//xs:simpleType[@name='{name}']", namespaces={"xs": XS})
     schema = etree.Element(f"{{{XS}}}schema", nsmap={"xs": XS})
     schema.append(copy.deepcopy(simple))
-    etree.SubElement(schema, f"{{{XS}}}element", name="v", type="DuongDan")
+    etree.SubElement(schema, f"{{{XS}}}element", name="v", type=name)
     return etree.XMLSchema(schema)
 
 
-DUONG_DAN = _duong_dan_schema()
+DUONG_DAN = _registry_type("DuongDan")
+MA_HO_SO = _registry_type("MaHoSo")
 
 
-def registry_takes(link: str) -> bool:
+def registry_takes(value: str, schema: etree.XMLSchema = DUONG_DAN) -> bool:
     element = etree.Element("v")
-    element.text = link
-    return DUONG_DAN.validate(etree.ElementTree(element))
+    element.text = value
+    return schema.validate(etree.ElementTree(element))
 
 
 @pytest.mark.parametrize(
@@ -82,3 +84,21 @@ def test_whatever_the_desk_accepts_the_registry_takes(scheme: str, host: str, pa
     link = f"{scheme}://{host}/{path}"
     if link_problem(link) is None:
         assert registry_takes(link), link
+
+
+def desk_takes_dossier_id(value: str) -> bool:
+    item = {"MaHoSo": value, "MaTTHC": "2.000286", "NgayTiepNhan": "20200803081500"}
+    return not any(e.startswith("MaHoSo") for e in validate_dossier(item))
+
+
+@pytest.mark.parametrize("value", ["0 0.00.12.H06-200803-0001", "A\tB", "A\n", " A", "A "])
+def test_a_dossier_id_with_a_space_is_refused_at_the_desk(value: str) -> None:
+    assert not desk_takes_dossier_id(value)
+    assert not registry_takes(value, MA_HO_SO)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=70))
+def test_whatever_dossier_id_the_desk_accepts_the_registry_takes(value: str) -> None:
+    if desk_takes_dossier_id(value):
+        assert registry_takes(value, MA_HO_SO), repr(value)
