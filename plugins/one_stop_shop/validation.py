@@ -240,7 +240,7 @@ def _check_person(person: _Checker, received_on: date | None) -> None:
     person.cccd("SoDinhDanh", birth_date=birth_date, female=female)
     for key, digits in (("MaTinh", 2), ("MaHuyen", 3), ("MaXa", 5)):
         value = person.text(key, required=True)
-        if value is not None and not (len(value) == digits and value.isdigit()):
+        if value is not None and not (len(value) == digits and value.isascii() and value.isdigit()):
             person.fail(key, f"phải có {digits} chữ số (must be {digits} digits)")
     person.text("DiaChiChiTiet", required=False)
 

@@ -60,8 +60,8 @@ SEX_CODES: Final = {"1": "male", "2": "female"}
 
 TIMESTAMP_FORMAT: Final = "%Y%m%d%H%M%S"
 DATE_FORMAT: Final = "%Y%m%d"
-_TIMESTAMP = re.compile(r"^\d{14}$")
-_DATE = re.compile(r"^\d{8}$")
+_TIMESTAMP = re.compile(r"[0-9]{14}")
+_DATE = re.compile(r"[0-9]{8}")
 
 
 def code_of(value: Any) -> str:
@@ -75,14 +75,14 @@ def code_of(value: Any) -> str:
 
 def parse_timestamp(value: str) -> datetime:
     """``yyyyMMddHHmmss`` -> an aware datetime in Asia/Ho_Chi_Minh; ValueError if not."""
-    if not _TIMESTAMP.match(value):
+    if not _TIMESTAMP.fullmatch(value):
         raise ValueError(value)
     return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=VN_TZ)
 
 
 def parse_date(value: str) -> date:
     """``yyyyMMdd`` -> a date; ValueError if not."""
-    if not _DATE.match(value):
+    if not _DATE.fullmatch(value):
         raise ValueError(value)
     return datetime.strptime(value, DATE_FORMAT).date()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-_CCCD = re.compile(r"^\d{12}$")
+_CCCD = re.compile(r"[0-9]{12}")  # ASCII digits only: the XML types and the registry need them
 _CENTURIES = {
     0: 1900,
     1: 1900,
@@ -42,7 +42,7 @@ def validate_cccd(cccd: str, *, birth_date: date | None = None, female: bool | N
 
     When the birth date or sex is known, the CCCD must agree with it.
     """
-    if not _CCCD.match(cccd):
+    if not _CCCD.fullmatch(cccd):
         raise CccdError("CCCD phải có 12 chữ số (a CCCD has 12 digits)")
     if cccd[:3] == "000":
         raise CccdError("CCCD: mã tỉnh 000 không hợp lệ (province code 000 is not valid)")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from plugins.one_stop_shop.validation import link_problem, validate_dossier
+from plugins.vn_common.cccd import CccdError, validate_cccd
 
 XS = "http://www.w3.org/2001/XMLSchema"
 REGISTRY_XSD = (
@@ -102,3 +103,26 @@ def test_a_dossier_id_with_a_space_is_refused_at_the_desk(value: str) -> None:
 def test_whatever_dossier_id_the_desk_accepts_the_registry_takes(value: str) -> None:
     if desk_takes_dossier_id(value):
         assert registry_takes(value, MA_HO_SO), repr(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["001099012345\n", "٠٠١٠٩٩٠١٢٣٤٥", "00109901234５"],  # a trailing newline, other digits
+)
+def test_a_cccd_is_twelve_ascii_digits_and_nothing_after(value: str) -> None:
+    """Python's ``$`` matches before a final newline and its ``\\d`` takes any script's
+    digits: the registry's CCCD type takes neither."""
+    with pytest.raises(CccdError):
+        validate_cccd(value)
+    assert validate_cccd("001099012345") == "001099012345"
+
+
+@pytest.mark.parametrize("value", ["0²", "٠١", "01\n"])
+def test_admin_unit_codes_are_ascii_digits(value: str) -> None:
+    item = {
+        "MaHoSo": "H06-1",
+        "MaTTHC": "2.000286",
+        "NgayTiepNhan": "20200803081500",
+        "ThongTinNguoiNop": {"MaTinh": value},
+    }
+    assert any(e.startswith("ThongTinNguoiNop.MaTinh") for e in validate_dossier(item))
