@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from conftest import make_config, signed, wait_for
 
+from gateway.engine.worker import SWEEP_SECONDS
 from gateway.store.store import DeliveryFilter, LogFilter
 from gateway.web.app import create_app
 from gateway.web.keys import ENGINE, STORE
@@ -146,6 +147,22 @@ async def test_order_per_dossier_under_retries_without_holding_up_others(
     order = [(r.json()["dossier_key"], r.json()["payload"]["step"]) for r in received.accepted]
     assert [s for k, s in order if k == "A"] == [2, 4, 9, 10]
     assert order.index(("B", 1)) < order.index(("A", 2))  # B was not held up by A's retries
+
+
+async def test_a_dossiers_next_delivery_goes_as_soon_as_the_previous_one_is_done(
+    gateway_factory: Any, sink: Any
+) -> None:
+    """The lane that had nothing claimable (the second revision waits for the first) is woken
+    by the first one's outcome in the same write cycle, not by the next sweep."""
+    received, _ = sink
+    arrivals: list[float] = []
+    received.behaviour = lambda req, seen: arrivals.append(time.monotonic())  # accepts
+    client = await gateway_factory(dst={"concurrency": 4})
+    await push(client, [{"id": "A", "key": "A", "step": 1}])
+    await push(client, [{"id": "A", "key": "A", "step": 2}])
+    await wait_for(lambda: all_status(client, "delivered", 2), what="both delivered")
+    assert [r.json()["payload"]["step"] for r in received.accepted] == [1, 2]
+    assert arrivals[1] - arrivals[0] < SWEEP_SECONDS / 5
 
 
 async def test_breaker_opens_then_half_opens_with_one_trial(
