@@ -4,6 +4,7 @@ the desk gets its progress (TrangThai 4) and its result (TrangThaiHoSo 10)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -87,38 +88,54 @@ def flow_config(tmp_path: Path, gw: int, ports: dict[str, int]) -> Config:
     )
 
 
-@pytest.fixture
-async def flow(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    gw = free_port()
-    ports = {name: free_port() for name in SECRETS}
+PLUGIN_OF = {
+    "motcua": "one_stop_shop",
+    "registry": "district_registry",
+    "post_office": "post_office",
+}
+
+
+@contextlib.asynccontextmanager
+async def running_flow(
+    config: Config,
+    gw: int,
+    ports: dict[str, int],
+    secrets: dict[str, str],
+    extra: dict[str, dict[str, Any]],
+) -> AsyncIterator[web.Application]:
+    """The simulators of ``ports`` (seeded, pushing to the gateway) and the gateway, on
+    loopback; everything is stopped, gateway first, on the way out."""
     plugins = build_plugins()
-    extra = {
-        "motcua": {"rate": 4.0, "count": 12},
-        "registry": {"appraisal_delay": 0.3, "refuse_rate": 0.0},
-        "post_office": {},
-    }
-    plugin_of = {
-        "motcua": "one_stop_shop",
-        "registry": "district_registry",
-        "post_office": "post_office",
-    }
     runners = []
     try:
         for name, port in ports.items():
             options = SimulatorOptions(
                 gateway_url=f"http://127.0.0.1:{gw}",
-                secret=SECRETS[name],
+                secret=secrets[name],
                 system=name,
                 seed=7,
                 extra=extra[name],
             )
-            runners.append(await serve(plugins.simulator_factory(plugin_of[name])(options), port))
-        app = create_app(flow_config(tmp_path, gw, ports), plugins=plugins)
+            runners.append(await serve(plugins.simulator_factory(PLUGIN_OF[name])(options), port))
+        app = create_app(config, plugins=plugins)
         runners.append(await serve(app, gw))
-        yield {"app": app, "ports": ports}
+        yield app
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+@pytest.fixture
+async def flow(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    gw = free_port()
+    ports = {name: free_port() for name in SECRETS}
+    extra = {
+        "motcua": {"rate": 4.0, "count": 12},
+        "registry": {"appraisal_delay": 0.3, "refuse_rate": 0.0},
+        "post_office": {},
+    }
+    async with running_flow(flow_config(tmp_path, gw, ports), gw, ports, SECRETS, extra) as app:
+        yield {"app": app, "ports": ports}
 
 
 async def sim_state(port: int) -> dict[str, Any]:

@@ -16,16 +16,14 @@ import pytest
 from click.testing import CliRunner
 from conftest import wait_for
 from lxml import etree
-from test_full_flow import free_port, serve, sim_state
+from test_full_flow import free_port, running_flow, sim_state
 
 from gateway.config import Config, SystemConfig, config_from_dict
 from gateway.model import VN_TZ
 from gateway.plugins import build_plugins
 from gateway.signing import sign
-from gateway.simulation import SimulatorOptions
 from gateway.store import Store
 from gateway.testing.admin import bearer, token_config
-from gateway.web.app import create_app
 from gateway.web.keys import ENGINE, PLUGINS, STORE
 from plugins.social_assistance import service
 from plugins.social_assistance.connector import SocialAssistanceConnector
@@ -85,30 +83,13 @@ def sa_config(tmp_path: Path, gw: int, ports: dict[str, int]) -> Config:
 async def flow(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     gw = free_port()
     ports = {name: free_port() for name in SECRETS}
-    plugins = build_plugins()
     extra = {
         "registry": {"appraisal_delay": 0.3, "refuse_rate": 0.0},
         "post_office": {"payout_delay": 0.2, "unpaid_rate": 1.0},
     }
-    plugin_of = {"registry": "district_registry", "post_office": "post_office"}
-    runners = []
-    try:
-        for name, port in ports.items():
-            options = SimulatorOptions(
-                gateway_url=f"http://127.0.0.1:{gw}",
-                secret=SECRETS[name],
-                system=name,
-                seed=7,
-                extra=extra[name],
-            )
-            runners.append(await serve(plugins.simulator_factory(plugin_of[name])(options), port))
-        config = sa_config(tmp_path, gw, ports)
-        app = create_app(config, plugins=plugins)
-        runners.append(await serve(app, gw))
+    config = sa_config(tmp_path, gw, ports)
+    async with running_flow(config, gw, ports, SECRETS, extra) as app:
         yield {"app": app, "ports": ports, "gw": gw, "config": config}
-    finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
 
 
 def quyet_dinh(payload: dict[str, str]) -> bytes:
