@@ -42,7 +42,9 @@ ROOT = BENCH.parents[1]
 COMMON = BENCH / "_common.py"
 SECRET = "bench-secret"
 LOG_DIR = Path(tempfile.gettempdir()) / "gateway-bench-logs"
-_ID = re.compile(rb'"id":\s*"([^"]*)"')
+#: a dossier's id: "id" (the generic dossiers), "MaHoSo" (DongBoHoSoMC) or maHoSo="…" (HoSoTroCap)
+_ID = re.compile(rb'(?:"id":\s*|"MaHoSo":\s*|maHoSo=)"([^"]*)"')
+REGISTRY_NS = "urn:vn:btxh:registry:1"
 
 
 def free_port() -> int:
@@ -69,6 +71,14 @@ def machine_line() -> str:
 
 
 # -- child processes --------------------------------------------------------------------------
+def bien_nhan(ma_ho_so: str, number: int) -> bytes:
+    """The registry's receipt for an application (FORMATS.md §2.1: 201 ``<BienNhan>``)."""
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<BienNhan xmlns="{REGISTRY_NS}" '
+        f'maHoSo="{ma_ho_so}" soBienNhan="BN-{number:07d}"/>'
+    ).encode()
+
+
 def run_sink(port: int) -> None:
     web.run_app(sink_app(), host="127.0.0.1", port=port, print=None, access_log=None)
 
@@ -92,6 +102,23 @@ def sink_app() -> web.Application:
         arrivals.setdefault(ident, now)
         keys.add(request.headers.get("Idempotency-Key", ident))
         return web.json_response({"ok": True})
+
+    async def ho_so(request: web.Request) -> web.Response:
+        """The registry's ``POST /ho-so`` (FORMATS.md §2.1): 201 with a ``BienNhan``."""
+        body = await request.read()
+        now = time.time()
+        if state["fail"]:
+            return web.Response(status=500, text="sink told to fail")
+        state["count"] += 1
+        state["first"] = state["first"] or now
+        state["last"] = now
+        found = _ID.search(body)
+        ident = found.group(1).decode() if found else f"#{state['count']}"
+        arrivals.setdefault(ident, now)
+        keys.add(request.headers.get("Idempotency-Key", ident))
+        return web.Response(
+            status=201, body=bien_nhan(ident, state["count"]), content_type="application/xml"
+        )
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(
@@ -120,6 +147,7 @@ def sink_app() -> web.Application:
 
     app = web.Application(client_max_size=10 * 1024 * 1024)
     app.router.add_post("/receive", receive)
+    app.router.add_post("/ho-so", ho_so)
     app.router.add_post("/inbound/{system}", receive)  # so a client can hit the sink directly
     app.router.add_get("/stats", stats)
     app.router.add_get("/arrivals", arrived)
@@ -128,7 +156,7 @@ def sink_app() -> web.Application:
     return app
 
 
-def run_floor(port: int, sink_port: int) -> None:
+def run_floor(port: int, sink_port: int, path: str = "/receive", uvloop: bool = False) -> None:
     async def on_start(app: web.Application) -> None:
         app["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
 
@@ -138,7 +166,7 @@ def run_floor(port: int, sink_port: int) -> None:
     async def forward(request: web.Request) -> web.Response:
         body = await request.read()
         async with request.app["session"].post(
-            f"http://127.0.0.1:{sink_port}/receive",
+            f"http://127.0.0.1:{sink_port}{path}",
             data=body,
             headers={"Content-Type": "application/json"},
         ) as resp:
@@ -149,7 +177,20 @@ def run_floor(port: int, sink_port: int) -> None:
     app.router.add_post("/inbound/{system}", forward)
     app.on_startup.append(on_start)
     app.on_cleanup.append(on_stop)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    loop_factory = None
+    if uvloop:
+        import uvloop as uv
+
+        loop_factory = uv.new_event_loop
+    web.run_app(
+        app, host="127.0.0.1", port=port, print=None, access_log=None, loop=_loop(loop_factory)
+    )
+
+
+def _loop(factory: Callable[[], asyncio.AbstractEventLoop] | None) -> asyncio.AbstractEventLoop:
+    loop = factory() if factory is not None else asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    return loop
 
 
 def spawn(
@@ -255,6 +296,10 @@ def dossier(
     return json.dumps({"data": [item]}, ensure_ascii=False).encode()
 
 
+#: ``(i, run_id) -> (dossier id as the sink sees it, body)``
+BodyFor = Callable[[int, str], tuple[str, bytes]]
+
+
 @dataclass
 class PushResult:
     latencies: list[float] = field(default_factory=list)
@@ -275,11 +320,13 @@ async def push_all(
     on_ack: Callable[[int], None] | None = None,
     timeout: float = 120.0,
     event_for: Callable[[int], str | None] = lambda i: None,
+    body_for: BodyFor | None = None,
 ) -> PushResult:
     """Push ``n`` dossiers with ``concurrency`` connections; each is retried on 503.
 
     ``tolerate_errors``: a connection error or a non-202 ends that worker (crash tests);
     otherwise it raises. ``on_ack(acked so far)`` is called after every 202.
+    ``body_for(i, run_id)`` gives the i-th dossier's ``(id, body)`` (default: :func:`dossier`).
     """
     from gateway.signing import sign as hmac_sign
 
@@ -291,7 +338,10 @@ async def push_all(
 
         async def worker() -> None:
             for i in counter:
-                body = dossier(i, run_id, event=event_for(i))
+                if body_for is None:
+                    ident, body = f"{run_id}-{i:07d}", dossier(i, run_id, event=event_for(i))
+                else:
+                    ident, body = body_for(i, run_id)
                 headers = {"Content-Type": "application/json"}
                 if sign:
                     headers.update(hmac_sign(SECRET, body))
@@ -317,7 +367,7 @@ async def push_all(
                             return
                         raise RuntimeError(f"HTTP {status}")
                     out.latencies.append(time.perf_counter() - t0)
-                    out.acked[f"{run_id}-{i:07d}"] = time.time()
+                    out.acked[ident] = time.time()
                     if on_ack is not None:
                         on_ack(len(out.acked))
                     break
@@ -594,17 +644,18 @@ class Subject:
 class Floor(Subject):
     label = "bare aiohttp forwarder (floor)"
 
-    def __init__(self, sink_port: int) -> None:
+    def __init__(self, sink_port: int, *, path: str = "/receive", uvloop: bool = False) -> None:
         super().__init__()
         self.sink_port = sink_port
+        self.path = path
+        self.uvloop = uvloop
+        if uvloop:
+            self.label = "bare aiohttp forwarder, uvloop (floor)"
 
     async def start(self) -> None:
         port = free_port()
-        self.procs = [
-            spawn(
-                sys.executable, str(COMMON), "floor", str(port), str(self.sink_port), name="floor"
-            )
-        ]
+        args = [str(port), str(self.sink_port), self.path] + (["uvloop"] if self.uvloop else [])
+        self.procs = [spawn(sys.executable, str(COMMON), "floor", *args, name="floor")]
         self.url = f"http://127.0.0.1:{port}/inbound/src"
         await wait_http(self.url.replace("/src", "/x"))
 
@@ -632,13 +683,17 @@ async def measure(
     *,
     profile: Path | None = None,
     tag: str = "run",
+    warm: int = 200,
+    body_for: BodyFor | None = None,
 ) -> dict[str, Any]:
     """Throughput end to end: from the first request until the sink holds all ``n``
-    (for a forwarder that answers after forwarding, that is when the last answer came)."""
+    (for a forwarder that answers after forwarding, that is when the last answer came).
+
+    ``warm`` dossiers go first, unmeasured (a JIT, caches and connection pools warm up)."""
     await reset_sink(sink)
-    warm = min(200, n)
-    await push_all(subject.url, warm, c, subject.sign, f"warm{tag}")
-    await wait_delivered(sink, warm, 60)
+    warm = min(warm, n)
+    await push_all(subject.url, warm, c, subject.sign, f"warm{tag}", body_for=body_for)
+    await wait_delivered(sink, warm, 120)
     await reset_sink(sink)
     roots = subject.roots()
     cpu0 = tree_cpu(roots)
@@ -647,7 +702,7 @@ async def measure(
         t0 = time.perf_counter()
         if profile is not None:
             spy = py_spy_record(roots[0], 5, profile, name="py-spy")
-        pushed = await push_all(subject.url, n, c, subject.sign, tag)
+        pushed = await push_all(subject.url, n, c, subject.sign, tag, body_for=body_for)
         accepted_at = time.perf_counter() - t0
         await wait_delivered(sink, n, 600)
         elapsed = time.perf_counter() - t0
@@ -820,6 +875,9 @@ if __name__ == "__main__":
     if sys.argv[1] == "sink":
         run_sink(int(sys.argv[2]))
     elif sys.argv[1] == "floor":
-        run_floor(int(sys.argv[2]), int(sys.argv[3]))
+        path = sys.argv[4] if len(sys.argv) > 4 else "/receive"
+        run_floor(int(sys.argv[2]), int(sys.argv[3]), path, uvloop="uvloop" in sys.argv[5:])
     else:
-        raise SystemExit(f"unknown role {sys.argv[1]!r}: sink PORT | floor PORT SINK_PORT")
+        raise SystemExit(
+            f"unknown role {sys.argv[1]!r}: sink PORT | floor PORT SINK_PORT [PATH] [uvloop]"
+        )
