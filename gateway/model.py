@@ -19,6 +19,8 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 VN_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 JSONValue = Any
@@ -75,11 +77,17 @@ def nfc(value: JSONValue) -> JSONValue:
 
     Most payloads arrive already NFC: one C-level check of their JSON text spares the walk.
     """
-    if isinstance(value, Mapping | list) and unicodedata.is_normalized(
-        "NFC", json.dumps(value, ensure_ascii=False)
-    ):
+    if isinstance(value, Mapping | list) and unicodedata.is_normalized("NFC", _any_text(value)):
         return value
     return _nfc_walk(value)
+
+
+def _any_text(value: JSONValue) -> str:
+    """Some JSON text holding every string of ``value`` (for an NFC check)."""
+    try:
+        return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
+    except TypeError:  # what orjson refuses (a lone surrogate, int keys…): the stdlib's text
+        return json.dumps(value, ensure_ascii=False)
 
 
 def _nfc_walk(value: JSONValue) -> JSONValue:
@@ -95,10 +103,59 @@ def _nfc_walk(value: JSONValue) -> JSONValue:
 #: one encoder for every canonical text (``json.dumps`` with options builds one per call)
 _canonical_text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
+#: orjson serialises only what the standard library would (subclasses, dates, dataclasses go
+#: to ``default``, which is absent: TypeError), with keys sorted by code point
+_ORJSON_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+#: for :func:`_maybe_different`: digits and ``-`` become ``0``, ``.eE`` become ``.``, and
+#: ``[,:`` (what a number follows in compact JSON) become ``,``
+_NUMBER_SHAPES = bytes.maketrans(b"0123456789-.eE[,:", b"00000000000...,,,")
+_FLOAT_SHAPE = re.compile(rb",0+\.")
+#: digits become ``0`` (a run of 19 is an integer orjson may read as a float)
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_RUN = b"0" * 19
+
+
+def _maybe_different(out: bytes) -> bool:
+    """Whether orjson's text might differ from the standard library's: it holds a float
+    (orjson writes ``1e-05`` as ``0.00001`` and ``1e+16`` as ``1e16``; it always writes a
+    ``.`` or an exponent, and in compact JSON a number starts the text or follows ``[``,
+    ``,`` or ``:``) or NaN/Infinity (written ``null``). A string that merely looks so sends
+    the value to the standard library, which is always right. (Translated first: a regular
+    expression with a literal first character scans ten times faster than one without.)"""
+    return b"null" in out or _FLOAT_SHAPE.search((b"," + out).translate(_NUMBER_SHAPES)) is not None
+
+
+def _fast_canonical(value: JSONValue) -> bytes | None:
+    """The canonical bytes by orjson (ten times faster), or None where they might differ from
+    :data:`_canonical_text`'s by a byte (the canonical text is hashed for dedupe: it must
+    never change)."""
+    try:
+        out = orjson.dumps(value, option=_ORJSON_OPTIONS)
+    except TypeError:  # a lone surrogate, a non-str key, an int beyond 64 bits, a subclass…
+        return None
+    return None if _maybe_different(out) else out
+
+
+def loads(text: str) -> JSONValue:
+    """``json.loads(text)``, by orjson (twice as fast) where it reads the same: not where the
+    text holds a run of 19 digits (orjson reads integers beyond 64 bits as floats) or
+    anything orjson refuses (``NaN``, ``Infinity``, a lone surrogate escape, deep nesting),
+    which the standard library reads (or refuses) as it always did."""
+    if _LONG_RUN not in text.encode("utf-8", "surrogatepass").translate(_DIGITS):
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(text)
+    return json.loads(text)
+
 
 def canonical_json(value: JSONValue) -> bytes:
     """Deterministic JSON bytes: sorted keys, no spaces, UTF-8."""
-    return _canonical_text(value).encode()
+    fast = _fast_canonical(value)
+    return fast if fast is not None else _canonical_text(value).encode()
 
 
 def content_hash(payload: JSONValue) -> str:
@@ -144,14 +201,21 @@ class Message:
 
         The canonical JSON is computed once here: already NFC (the usual case), it is the
         stored form as it stands, and one C-level check of it spares the walk."""
-        text = _canonical_text(self.payload)
         canonical: bytes | None = None
         payload = self.payload
-        if unicodedata.is_normalized("NFC", text):
-            with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate: refused later
-                canonical = text.encode()
+        fast = _fast_canonical(payload)
+        if fast is not None:  # no lone surrogate in it: orjson refuses those
+            if unicodedata.is_normalized("NFC", fast.decode()):
+                canonical = fast
+            else:
+                payload = _nfc_walk(payload)
         else:
-            payload = _nfc_walk(payload)
+            text = _canonical_text(payload)
+            if unicodedata.is_normalized("NFC", text):
+                with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate: refused later
+                    canonical = text.encode()
+            else:
+                payload = _nfc_walk(payload)
         return Message(
             event=self.event,
             external_id=nfc(self.external_id),

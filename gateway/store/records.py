@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.model import Message, Outcome, canonical_json
+from gateway.model import Message, Outcome, canonical_json, loads
 
 GENESIS = "0" * 64
 
@@ -67,7 +66,7 @@ class ClaimedDelivery:
         return Message(
             event=self.event,
             external_id=self.external_id,
-            payload=json.loads(self.payload),
+            payload=loads(self.payload),
             dossier_key=self.dossier_key,
             procedure=self.procedure,
             source=self.source,

@@ -5,6 +5,7 @@ Shared by the connector and the simulator so both speak exactly the same format.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -42,13 +43,15 @@ def local_name(element: etree._Element) -> str:
     return etree.QName(element).localname
 
 
+@functools.cache
 def schema() -> etree.XMLSchema:
-    """The registry XSD (loaded once, cached by :func:`gateway.xmlsafe.load_schema`)."""
+    """The registry XSD, compiled once per process (:func:`gateway.xmlsafe.load_schema`
+    resolves the path on every call: three ``lstat`` calls per rendered document)."""
     return load_schema(SCHEMA_PATH)
 
 
 def nfc(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def initials(name: str) -> str:
@@ -76,13 +79,11 @@ def element(
 
     Raises ``ValueError`` (from lxml) when a value holds characters XML cannot carry.
     """
+    attrib = {name: nfc(value) for name, value in attributes.items() if value is not None}
     if parent is None:
-        node = etree.Element(q(tag), nsmap={None: NS})  # type: ignore[dict-item]  # lxml-stubs reject the default-namespace key
+        node = etree.Element(q(tag), attrib, nsmap={None: NS})  # type: ignore[dict-item]  # lxml-stubs reject the default-namespace key
     else:
-        node = etree.SubElement(parent, q(tag))
-    for name, value in attributes.items():
-        if value is not None:
-            node.set(name, nfc(value))
+        node = etree.SubElement(parent, q(tag), attrib)
     if text is not None:
         node.text = nfc(text)
     return node

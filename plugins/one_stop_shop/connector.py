@@ -37,7 +37,12 @@ from gateway.model import (
     now_vn,
 )
 from plugins.one_stop_shop import results
-from plugins.one_stop_shop.inbound import decode_document, next_cursor, parse_document
+from plugins.one_stop_shop.inbound import (
+    decode_document,
+    decode_push,
+    next_cursor,
+    parse_document,
+)
 from plugins.one_stop_shop.options import OneStopShopOptions
 from plugins.one_stop_shop.wire import (
     CODE_OK,
@@ -85,7 +90,7 @@ class OneStopShopConnector(Connector):
     # -- inbound ---------------------------------------------------------------------------
     async def parse(self, body: bytes, content_type: str) -> ParseResult:
         """A DongBoHoSoMC push: one ``dossier.received`` message per good item."""
-        return parse_document(decode_document(body))
+        return parse_document(*decode_push(body))
 
     async def poll(
         self, session: aiohttp.ClientSession, cursor: str | None

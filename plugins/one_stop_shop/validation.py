@@ -63,10 +63,17 @@ _XML_SPACE = re.compile(r"[ \t\r\n]")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
+#: a link every check below accepts (most links look like this): lower-case http(s), a plain
+#: host, an optional port and a path of unreserved characters; no query, escape or fragment
+_PLAIN_LINK = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
+
+
 def link_problem(value: str) -> str | None:
     """Why a document link cannot go into the registry's ``duongDan`` (``xs:anyURI``), or
     None: it must be an absolute http(s) URL with a host, with well-formed %-escapes, at most
     one ``#`` and brackets only around an IPv6 host (what libxml2's anyURI check refuses)."""
+    if _PLAIN_LINK.fullmatch(value):
+        return None
     if _CONTROL.search(value):
         return BAD_LINK
     try:
@@ -94,10 +101,14 @@ def _code(value: Any) -> str | None:
 class _Checker:
     """Collects errors for one item; ``prefix`` is the enclosing object's name."""
 
-    def __init__(self, obj: Mapping[str, Any], errors: list[str], prefix: str = "") -> None:
+    def __init__(
+        self, obj: Mapping[str, Any], errors: list[str], prefix: str = "", plain: bool = False
+    ) -> None:
         self.obj = obj
         self.errors = errors
         self.prefix = prefix
+        #: every string is known to be free of control characters (see ``validate_dossier``)
+        self.plain = plain
 
     def fail(self, key: str, problem: str) -> None:
         self.errors.append(f"{self.prefix}{key}: {problem}")
@@ -114,7 +125,7 @@ class _Checker:
         if required and not value.strip():
             self.fail(key, REQUIRED)
             return None
-        if _CONTROL.search(value):
+        if not self.plain and _CONTROL.search(value):
             self.fail(key, "chứa ký tự điều khiển (holds a control character)")
             return None
         limit = MAX_LENGTH.get(key, DEFAULT_MAX_LENGTH)
@@ -169,17 +180,20 @@ class _Checker:
         if not isinstance(value, Mapping):
             self.fail(key, NOT_OBJECT)
             return None
-        return _Checker(value, self.errors, f"{self.prefix}{key}.")
+        return _Checker(value, self.errors, f"{self.prefix}{key}.", self.plain)
 
 
-def validate_dossier(item: Mapping[str, Any]) -> list[str]:
+def validate_dossier(item: Mapping[str, Any], *, plain: bool = False) -> list[str]:
     """Readable errors of one pushed dossier (already NFC); an empty list when it is good.
 
     The basic fields are checked for every procedure; ``ThongTinNguoiNop`` and
     ``DeNghiTroCap`` are required for 1.001776 and checked for any procedure that sends them.
+    ``plain``: the caller knows that no string holds a control character (the push's text
+    had no escape, no U+FFFE/U+FFFF, and a JSON parser refuses raw control characters), so
+    the per-field scan is skipped.
     """
     errors: list[str] = []
-    top = _Checker(item, errors)
+    top = _Checker(item, errors, plain=plain)
     dossier_id = top.text("MaHoSo", required=True)
     if dossier_id is not None and _XML_SPACE.search(dossier_id):
         top.fail("MaHoSo", HAS_SPACE)  # the registry's maHoSo is \S+
@@ -201,7 +215,7 @@ def validate_dossier(item: Mapping[str, Any]) -> list[str]:
                 top.fail(f"TaiLieuNop[{i}]", NOT_OBJECT)
             elif str(doc.get("IsDeleted", "")).strip().lower() != "true":
                 # what the registry's TaiLieu needs: a file name and a link
-                entry = _Checker(doc, top.errors, f"{top.prefix}TaiLieuNop[{i}].")
+                entry = _Checker(doc, top.errors, f"{top.prefix}TaiLieuNop[{i}].", plain)
                 entry.text("TenTepDinhKem", required=True)
                 entry.link("DuongDanTaiTepTin", required=True)
 

@@ -74,17 +74,28 @@ def code_of(value: Any) -> str:
 
 
 def parse_timestamp(value: str) -> datetime:
-    """``yyyyMMddHHmmss`` -> an aware datetime in Asia/Ho_Chi_Minh; ValueError if not."""
+    """``yyyyMMddHHmmss`` -> an aware datetime in Asia/Ho_Chi_Minh; ValueError if not.
+
+    Fourteen digits leave ``strptime`` one reading (every field two digits), so the fields
+    are cut out directly: the same result or the same ValueError, at a tenth of the cost."""
     if not _TIMESTAMP.fullmatch(value):
         raise ValueError(value)
-    return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=VN_TZ)
+    return datetime(
+        int(value[:4]),
+        int(value[4:6]),
+        int(value[6:8]),
+        int(value[8:10]),
+        int(value[10:12]),
+        int(value[12:14]),
+        tzinfo=VN_TZ,
+    )
 
 
 def parse_date(value: str) -> date:
     """``yyyyMMdd`` -> a date; ValueError if not."""
     if not _DATE.fullmatch(value):
         raise ValueError(value)
-    return datetime.strptime(value, DATE_FORMAT).date()
+    return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
 
 
 def format_timestamp(moment: datetime) -> str:
