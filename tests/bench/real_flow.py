@@ -55,7 +55,6 @@ from _common import (
     machine_line,
     measure,
     spawn,
-    spawn_gateway,
     stop,
     wait_http,
 )
@@ -165,14 +164,31 @@ class RealGateway(Subject):
     label = "gateway, real route (SQLite FULL)"
     sign = True
 
-    def __init__(self, directory: Path, sink_port: int, concurrency: int) -> None:
+    def __init__(
+        self, directory: Path, sink_port: int, concurrency: int, loop: str | None = None
+    ) -> None:
         super().__init__()
         self.port = free_port()
         self.config = real_config(directory, self.port, sink_port, concurrency)
         self.url = f"http://127.0.0.1:{self.port}/inbound/motcua"
+        self.loop = loop  # GATEWAY_LOOP for the child (None: the gateway's default)
+        if loop:
+            self.label = f"gateway, real route, {loop}"
 
     async def start(self) -> None:
-        self.procs = [spawn_gateway(self.config)]
+        env = {"GATEWAY_LOOP": self.loop} if self.loop else None
+        self.procs = [
+            spawn(
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "run",
+                "--config",
+                str(self.config),
+                name="gateway",
+                env=env,
+            )
+        ]
         await wait_http(f"http://127.0.0.1:{self.port}/healthz")
 
 
@@ -186,14 +202,17 @@ class GenericGateway(Gateway):
 
 HEAD = (
     f"{'':42}{'dossiers/s':>11}{'÷ floor':>9}{'p50 ms':>8}{'p99 ms':>8}{'CPU %':>7}"
-    f"{'RSS MB':>8}{'delivered':>11}"
+    f"{'µs CPU/d':>9}{'RSS MB':>8}{'delivered':>11}"
 )
 
 
 def row(r: dict[str, Any], floor: float) -> str:
+    """One system's figures; ``µs CPU/d`` is its processes' CPU time per dossier (moves less
+    with the machine's load than dossiers/s)."""
     return (
         f"{r['label']:42}{r['rate']:11.0f}{r['rate'] / floor:9.2f}{r['p50'] * 1000:8.1f}"
-        f"{r['p99'] * 1000:8.1f}{r['cpu'] * 100:7.0f}{r['rss']:8.0f}{r['delivered']:11.0f}"
+        f"{r['p99'] * 1000:8.1f}{r['cpu'] * 100:7.0f}{r['cpu'] / r['rate'] * 1e6:9.0f}"
+        f"{r['rss']:8.0f}{r['delivered']:11.0f}"
     )
 
 
@@ -224,14 +243,18 @@ async def one_run(
             await run(Floor(sink_port, path="/ho-so"), "floor", real)
             if args.uvloop_floor:
                 await run(Floor(sink_port, path="/ho-so", uvloop=True), "floor_uvloop", real)
-            real_dir = tmp / "real"
-            real_dir.mkdir()
-            await run(
-                RealGateway(real_dir, sink_port, args.concurrency),
-                "gateway",
-                real,
-                profile=profile,
-            )
+            loops = [None] if args.gateway_loop == "default" else [args.gateway_loop]
+            if args.gateway_loop == "both":
+                loops = ["asyncio", "uvloop"]
+            for loop in loops:
+                real_dir = tmp / f"real-{loop}"
+                real_dir.mkdir()
+                await run(
+                    RealGateway(real_dir, sink_port, args.concurrency, loop),
+                    "gateway" if loop in (None, loops[-1]) else f"gateway_{loop}",
+                    real,
+                    profile=profile,
+                )
             if args.generic:
                 await run(Floor(sink_port), "generic_floor", None)
                 if args.uvloop_floor:
@@ -283,7 +306,7 @@ async def main(args: argparse.Namespace) -> None:
             f"{r['load_after'][0]:.1f} at end"
         )
         print(HEAD)
-        for key in ("floor", "floor_uvloop", "gateway"):
+        for key in ("floor", "floor_uvloop", "gateway_asyncio", "gateway"):
             if key in r:
                 print(row(r[key], r["floor_best"]))
         if args.generic:
@@ -334,6 +357,12 @@ if __name__ == "__main__":
         action=argparse.BooleanOptionalAction,
         default=True,
         help="also run the floor on uvloop; the faster floor counts (default on)",
+    )
+    parser.add_argument(
+        "--gateway-loop",
+        choices=("default", "asyncio", "uvloop", "both"),
+        default="default",
+        help="the gateway's event loop (GATEWAY_LOOP); both: one run on each, uvloop counts",
     )
     parser.add_argument("--profile", metavar="DIR", help="py-spy the gateway during run 1")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
