@@ -131,6 +131,7 @@ class DeliveryEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._background_tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._outcome_counters: dict[tuple[str, str], Any] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -307,7 +308,11 @@ class DeliveryEngine:
         finished = 0
         for r in records:
             dest = r.delivery.destination
-            self.metrics.deliveries.labels(dest, r.outcome.value).inc()
+            key = (dest, r.outcome.value)
+            counter = self._outcome_counters.get(key)
+            if counter is None:  # a ``.labels()`` lookup per attempt adds up: kept per pair
+                counter = self._outcome_counters[key] = self.metrics.deliveries.labels(*key)
+            counter.inc()
             lane = self.lanes.get(dest)
             if lane is not None:
                 lane.attempt_histogram.observe(r.duration_ms / 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -27,8 +28,24 @@ EVENT_REFUSED = "dossier.refused"
 _MAX_ANSWER_BYTES = 1_048_576
 
 
+#: the usual answer, an empty ``BienNhan`` with plain ASCII attributes (no entity, no
+#: markup, no DOCTYPE can hide in it), read without building a tree (a third of the cost);
+#: anything else goes to the hardened parser
+_PLAIN_ANSWER = re.compile(
+    rb'(?:<\?xml version=["\']1\.0["\'](?: encoding=["\'](?i:utf-8)["\'])?\?>)?\s*'
+    rb'<(BienNhan|TiepNhan) xmlns="urn:vn:btxh:registry:1"'
+    rb'((?: [A-Za-z]{1,32}="[ !#-%(-;=?-~]{0,200}")*) ?/>\s*'
+)
+_PLAIN_ATTRIBUTE = re.compile(rb' ([A-Za-z]+)="([^"]*)"')
+
+
 def _answer(body: bytes) -> tuple[str, dict[str, str], str] | str:
     """The registry's answer as ``(element name, attributes, text)``, or why it is unreadable."""
+    plain = _PLAIN_ANSWER.fullmatch(body) if len(body) < 2048 else None
+    if plain is not None:
+        attributes = {k.decode(): v.decode() for k, v in _PLAIN_ATTRIBUTE.findall(plain[2])}
+        if len(attributes) == plain[2].count(b"="):  # each attribute once
+            return plain[1].decode(), attributes, ""
     try:
         root = parse_xml(body, max_bytes=_MAX_ANSWER_BYTES, max_depth=8)
     except XmlError as exc:
