@@ -10,6 +10,7 @@ expressed is a :class:`PermanentError` whose reason names the field (never a per
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from lxml import etree
 from gateway.model import VN_TZ, Message, OutboundRequest, PermanentError
 from gateway.xmlsafe import to_bytes
 
-from .wire import CONTENT_TYPE, element, readable_schema_errors
+from .wire import CONTENT_TYPE, NS, element, nfc, readable_schema_errors, schema
 
 EVENT_DOSSIER = "dossier.received"
 EVENT_SUSPENSION = "payment.suspension_candidates"
@@ -94,8 +95,13 @@ def _mapping(value: Any, name: str) -> Mapping[str, Any]:
     return value
 
 
-def build_ho_so(dossier: Mapping[str, Any], revision: int) -> etree._Element:
-    """The ``HoSoTroCap`` for one DongBoHoSoMC item at revision ``revision``."""
+#: one element of a document as plain data: tag, attributes (None: left out), text
+Node = tuple[str, dict[str, str | None], str | None]
+
+
+def _ho_so_nodes(dossier: Mapping[str, Any], revision: int) -> list[Node]:
+    """The ``HoSoTroCap`` for one DongBoHoSoMC item as plain data, every field checked:
+    the root, ``DoiTuong``, its ``DiaChi``, ``DeNghi``, then one ``TaiLieu`` per document."""
     nguoi_nop = _mapping(dossier.get("ThongTinNguoiNop"), "ThongTinNguoiNop")
     de_nghi = _mapping(dossier.get("DeNghiTroCap"), "DeNghiTroCap")
     gioi_tinh_code = _optional(nguoi_nop, "GioiTinh")
@@ -111,63 +117,165 @@ def build_ho_so(dossier: Mapping[str, Any], revision: int) -> etree._Element:
     if not isinstance(tai_lieu, list):
         raise PermanentError("TaiLieuNop: phải là một danh sách (must be a list)")
 
-    root = element(
-        "HoSoTroCap",
-        {
-            "maHoSo": _field(dossier, "MaHoSo"),
-            "lanCapNhat": str(revision),
-            "maTTHC": _field(dossier, "MaTTHC"),
-            "ngayTiepNhan": _timestamp(_field(dossier, "NgayTiepNhan"), "NgayTiepNhan").isoformat(
-                timespec="seconds"
-            ),
-            "ngayHenTra": _date(hen_tra, "NgayHenTra").isoformat() if hen_tra else None,
-        },
-    )
+    nodes: list[Node] = [
+        (
+            "HoSoTroCap",
+            {
+                "maHoSo": _field(dossier, "MaHoSo"),
+                "lanCapNhat": str(revision),
+                "maTTHC": _field(dossier, "MaTTHC"),
+                "ngayTiepNhan": _timestamp(
+                    _field(dossier, "NgayTiepNhan"), "NgayTiepNhan"
+                ).isoformat(timespec="seconds"),
+                "ngayHenTra": _date(hen_tra, "NgayHenTra").isoformat() if hen_tra else None,
+            },
+            None,
+        )
+    ]
     where = "ThongTinNguoiNop"
-    doi_tuong = element(
-        "DoiTuong",
-        {
-            "soDinhDanh": _field(nguoi_nop, "SoDinhDanh", where=where),
-            "hoTen": _field(nguoi_nop, "TenNguoiNop", where=where),
-            "ngaySinh": _date(
-                _field(nguoi_nop, "NgaySinh", where=where), f"{where}.NgaySinh"
-            ).isoformat(),
-            "gioiTinh": gioi_tinh,
-        },
-        parent=root,
+    nodes.append(
+        (
+            "DoiTuong",
+            {
+                "soDinhDanh": _field(nguoi_nop, "SoDinhDanh", where=where),
+                "hoTen": _field(nguoi_nop, "TenNguoiNop", where=where),
+                "ngaySinh": _date(
+                    _field(nguoi_nop, "NgaySinh", where=where), f"{where}.NgaySinh"
+                ).isoformat(),
+                "gioiTinh": gioi_tinh,
+            },
+            None,
+        )
     )
-    element(
-        "DiaChi",
-        {
-            "maTinh": _field(nguoi_nop, "MaTinh", where=where),
-            "maHuyen": _field(nguoi_nop, "MaHuyen", where=where),
-            "maXa": _field(nguoi_nop, "MaXa", where=where),
-        },
-        text=str(nguoi_nop.get("DiaChiChiTiet") or ""),
-        parent=doi_tuong,
+    nodes.append(
+        (
+            "DiaChi",
+            {
+                "maTinh": _field(nguoi_nop, "MaTinh", where=where),
+                "maHuyen": _field(nguoi_nop, "MaHuyen", where=where),
+                "maXa": _field(nguoi_nop, "MaXa", where=where),
+            },
+            str(nguoi_nop.get("DiaChiChiTiet") or ""),
+        )
     )
-    element(
-        "DeNghi",
-        {
-            "loaiDoiTuong": _field(de_nghi, "LoaiDoiTuong", where="DeNghiTroCap"),
-            "mucDoKhuyetTat": str(de_nghi.get("MucDoKhuyetTat") or "").strip(),
-            "nhanTien": _optional(de_nghi, "DiaChiNhanTien"),
-        },
-        parent=root,
+    nodes.append(
+        (
+            "DeNghi",
+            {
+                "loaiDoiTuong": _field(de_nghi, "LoaiDoiTuong", where="DeNghiTroCap"),
+                "mucDoKhuyetTat": str(de_nghi.get("MucDoKhuyetTat") or "").strip(),
+                "nhanTien": _optional(de_nghi, "DiaChiNhanTien"),
+            },
+            None,
+        )
     )
     for index, item in enumerate(tai_lieu):
         tep = _mapping(item, f"TaiLieuNop[{index}]")
         if str(tep.get("IsDeleted", "")).strip().lower() == "true":
             continue
-        element(
-            "TaiLieu",
-            {
-                "ten": _field(tep, "TenTepDinhKem", where=f"TaiLieuNop[{index}]"),
-                "duongDan": _field(tep, "DuongDanTaiTepTin", where=f"TaiLieuNop[{index}]"),
-            },
-            parent=root,
+        nodes.append(
+            (
+                "TaiLieu",
+                {
+                    "ten": _field(tep, "TenTepDinhKem", where=f"TaiLieuNop[{index}]"),
+                    "duongDan": _field(tep, "DuongDanTaiTepTin", where=f"TaiLieuNop[{index}]"),
+                },
+                None,
+            )
         )
+    return nodes
+
+
+def _ho_so_tree(nodes: list[Node]) -> etree._Element:
+    (tag, attributes, text), *rest = nodes
+    root = element(tag, attributes, text=text)
+    doi_tuong = root
+    for tag, attributes, text in rest:
+        parent = doi_tuong if tag == "DiaChi" else root
+        node = element(tag, attributes, text=text, parent=parent)
+        if tag == "DoiTuong":
+            doi_tuong = node
     return root
+
+
+def build_ho_so(dossier: Mapping[str, Any], revision: int) -> etree._Element:
+    """The ``HoSoTroCap`` for one DongBoHoSoMC item at revision ``revision``."""
+    return _ho_so_tree(_ho_so_nodes(dossier, revision))
+
+
+#: what lxml writes for these characters (attribute values; text escapes only ``&<>`` and CR)
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "\n": "&#10;",
+        "\r": "&#13;",
+        "\t": "&#9;",
+    }
+)
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+#: a value without these is written as it is
+_SPECIAL = re.compile(r'[&<>"\x00-\x1f\ud800-\udfff\ufffe\uffff]')
+#: what XML 1.0 cannot carry (lxml refuses to set it: the tree builder says why)
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_HO_SO_OPEN = f"<?xml version='1.0' encoding='UTF-8'?>\n<HoSoTroCap xmlns=\"{NS}\""
+
+
+def _attributes(attributes: dict[str, str | None]) -> str | None:
+    out = []
+    for name, value in attributes.items():
+        if value is None:
+            continue
+        value = nfc(value)
+        if _SPECIAL.search(value):
+            if _NOT_XML.search(value):
+                return None
+            value = value.translate(_ATTRIBUTE_ESCAPES)
+        out.append(f' {name}="{value}"')
+    return "".join(out)
+
+
+def _ho_so_text(nodes: list[Node]) -> bytes | None:
+    """The document as lxml serialises :func:`_ho_so_tree` (byte for byte, property-tested),
+    written directly: a third of the cost of building the tree. None when a value holds
+    what XML cannot carry (the tree builder then says which)."""
+    parts = []
+    for tag, attributes, text in nodes:
+        written = _attributes(attributes)
+        if written is None:
+            return None
+        if tag == "HoSoTroCap":
+            parts.append(f"{_HO_SO_OPEN}{written}>")
+        elif tag == "DoiTuong":
+            parts.append(f"<DoiTuong{written}>")
+        elif tag == "DiaChi":
+            body = nfc(text or "")
+            if _NOT_XML.search(body):
+                return None
+            parts.append(f"<DiaChi{written}>{body.translate(_TEXT_ESCAPES)}</DiaChi></DoiTuong>")
+        else:
+            parts.append(f"<{tag}{written}/>")
+    parts.append("</HoSoTroCap>")
+    return "".join(parts).encode()
+
+
+#: parses only what :func:`_ho_so_text` wrote (no DOCTYPE can be in it: every value escaped)
+_OWN_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
+def ho_so_bytes(dossier: Mapping[str, Any], revision: int) -> bytes:
+    """The XSD-checked ``HoSoTroCap`` bytes for one DongBoHoSoMC item, or PermanentError.
+
+    Written as text and parsed back for the XSD check (one C parse is cheaper than building
+    the tree from Python); when the XSD refuses it, or a value holds what XML cannot carry,
+    the tree is built as before so that the errors read exactly as they always did."""
+    nodes = _ho_so_nodes(dossier, revision)
+    text = _ho_so_text(nodes)
+    if text is not None and schema().validate(etree.fromstring(text, _OWN_PARSER)):
+        return text
+    return _checked_bytes(_ho_so_tree(nodes))
 
 
 def build_de_nghi_tam_dung(payload: Mapping[str, Any]) -> etree._Element:
@@ -209,15 +317,15 @@ def render_message(message: Message, base_url: str) -> OutboundRequest:
     try:
         if message.event == EVENT_DOSSIER:
             dossier = _mapping(payload.get("dossier"), "dossier")
-            root = build_ho_so(dossier, message.revision)
+            body = ho_so_bytes(dossier, message.revision)
             return OutboundRequest(
                 method="POST",
                 url=f"{base}/ho-so",
-                body=_checked_bytes(root),
+                body=body,
                 headers={"Content-Type": CONTENT_TYPE},
                 context={
                     "kind": KIND_DOSSIER,
-                    "maHoSo": root.get("maHoSo"),
+                    "maHoSo": nfc(_field(dossier, "MaHoSo")),
                     "lanCapNhat": message.revision,
                 },
             )
