@@ -72,6 +72,8 @@ def _migrate_in_child(config_path: Path, database: str, dirs: list[str]) -> None
             with engine.connect() as conn:
                 if migrate.up_to_date(conn, dirs):
                     return
+        except Exception:  # unreadable here: the child says why, readably
+            pass
         finally:
             engine.dispose()
     command = [sys.executable, "-m", "gateway.cli", "db", "upgrade", "--config", str(config_path)]
@@ -84,7 +86,7 @@ def _migrate_in_child(config_path: Path, database: str, dirs: list[str]) -> None
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop where it is installed (Linux, macOS), unless ``GATEWAY_LOOP=asyncio``:
-    the same asyncio API on libuv, measured ~N % less CPU per dossier (docs/performance.md)."""
+    the same asyncio API on libuv: less CPU per request (docs/performance.md, "Third round")."""
     if os.environ.get("GATEWAY_LOOP", "").strip().lower() == "asyncio":
         return None
     try:
