@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
 
@@ -46,6 +54,11 @@ class GatewaySection(_Strict):
     #: PostgreSQL: wake idle nodes with LISTEN/NOTIFY when another node commits work
     #: (polling goes on as the fallback); ignored on SQLite
     notify: bool = False
+    #: seconds without a heartbeat after which the other nodes take a node's deliveries and
+    #: schedules over (and fence it: it may no longer record what it was doing)
+    node_timeout: float = Field(default=10.0, gt=0, le=3600)
+    #: seconds between heartbeats (and between checks for silent nodes); below node_timeout
+    heartbeat_interval: float = Field(default=2.0, gt=0)
     #: HMAC key of dashboard session cookies; shared by every node behind one address.
     #: Unset: a random key per process (sessions end when the process restarts).
     session_secret: SecretStr | None = None
@@ -57,6 +70,16 @@ class GatewaySection(_Strict):
         if not sep or not host or not port.isdigit():
             raise ValueError("must be HOST:PORT, for example 127.0.0.1:8080")
         return v
+
+    @model_validator(mode="after")
+    def _heartbeat_below_timeout(self) -> GatewaySection:
+        if self.heartbeat_interval * 2 > self.node_timeout:
+            raise ValueError(
+                f"heartbeat_interval ({self.heartbeat_interval:g}) must be at most half of "
+                f"node_timeout ({self.node_timeout:g}): a node would be taken over between "
+                "two of its own heartbeats"
+            )
+        return self
 
     @property
     def host(self) -> str:

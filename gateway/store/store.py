@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.log import get_logger
 from gateway.model import DeliveryStatus
-from gateway.store import migrate, writes
+from gateway.store import cluster, migrate, writes
 from gateway.store.reads import ReadQueries
 from gateway.store.records import (
     AttemptRecord,
@@ -417,6 +417,54 @@ class Store(ReadQueries):
             deliveries.c.lease_expires_at < now,
         )
         return await self.write(writes.release, expired)
+
+    # -- cluster membership and schedules (see :mod:`gateway.store.cluster`) ----------------------
+    async def join(self, now: float | None = None) -> int:
+        """Join the cluster under a new generation (this node's fencing token): what this
+        node id still held is given back. Later cycles record attempts and take leases only
+        while the node still holds that generation."""
+        now = time.time() if now is None else now
+        generation = await self.write(cluster.join, self.node_id, now)
+        self.writes.generation = generation
+        return generation
+
+    async def heartbeat(self, generation: int, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return await self.write(cluster.heartbeat, self.node_id, generation, now)
+
+    async def leave(self, generation: int, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        await self.write(cluster.leave, self.node_id, generation, now)
+
+    async def silent_nodes(self, cutoff: float) -> list[tuple[str, int]]:
+        async with self.reader.connect() as conn:
+            return await conn.run_sync(cluster.silent_nodes, self.node_id, cutoff)
+
+    async def fence(
+        self, node_id: str, generation: int, cutoff: float, now: float | None = None
+    ) -> cluster.Fenced | None:
+        now = time.time() if now is None else now
+        return await self.write(cluster.fence, node_id, generation, cutoff, self.node_id, now)
+
+    async def claim_run(self, name: str, generation: int, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return await self.write(cluster.claim_run, name, self.node_id, generation, now)
+
+    async def finish_run(
+        self,
+        name: str,
+        generation: int,
+        started: float,
+        next_run_at: float,
+        error: str | None = None,
+    ) -> bool:
+        return await self.write(
+            cluster.finish_run, name, self.node_id, generation, started, next_run_at, error
+        )
+
+    async def schedule_row(self, name: str) -> dict[str, Any] | None:
+        async with self.reader.connect() as conn:
+            return await conn.run_sync(cluster.schedule_row, name)
 
     # -- operator actions ------------------------------------------------------------------------
     async def retry_dead(

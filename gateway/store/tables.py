@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -133,4 +134,32 @@ poll_cursors = Table(
     Column("system", String(64), primary_key=True),
     Column("cursor", Text),
     Column("updated_at", Float, nullable=False),
+)
+
+#: cluster membership (migration 0003): heartbeats and the fencing generation of each node
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("alive", Boolean, nullable=False),
+    Column("heartbeat_at", Float, nullable=False),
+    Column("joined_at", Float, nullable=False),
+    Column("fenced_at", Float),
+    Column("fenced_by", String(128)),
+)
+
+#: once-per-cluster schedules (migration 0003): who runs a job now and when it is due next
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(128)),
+    Column("generation", BigInteger),
+    Column("started_at", Float),
+    Column("next_run_at", Float, nullable=False),
+    Column("last_run_at", Float),
+    Column("last_node", String(128)),
+    Column("last_error", Text),
+    Column("runs", BigInteger, nullable=False, server_default="0"),
 )

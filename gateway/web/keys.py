@@ -11,6 +11,7 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.connector import Connector
 from gateway.engine.intake import Intake
+from gateway.engine.scheduler import Scheduler
 from gateway.engine.worker import DeliveryEngine
 from gateway.metrics import Metrics
 from gateway.plugins import Plugins
@@ -24,6 +25,7 @@ SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 CONNECTORS = web.AppKey("connectors", dict[str, Connector])
 INTAKE = web.AppKey("intake", Intake)
 ENGINE = web.AppKey("engine", DeliveryEngine)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
 
 T = TypeVar("T")
 

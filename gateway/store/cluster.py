@@ -1,0 +1,200 @@
+"""Cluster membership and once-per-cluster schedules, as plain synchronous SQLAlchemy Core
+(run in a write transaction by :class:`gateway.store.Store`, like :mod:`gateway.store.writes`).
+
+* **Heartbeats.** Each node has a row in ``nodes`` with its heartbeat and its *generation*,
+  a number that grows each time the node joins. A heartbeat updates the row only while it
+  still carries the node's generation (:func:`heartbeat`): that is the fence.
+* **Take-over.** A node whose heartbeat is older than the timeout is *fenced* by another
+  (:func:`fence`): in one transaction its row gets a new generation and ``alive = false``,
+  its in-flight deliveries become pending again and its schedules are freed. On PostgreSQL
+  the fencing ``UPDATE`` re-checks the heartbeat under the row lock, so a node that beats in
+  the meantime is not fenced, and of several nodes that see the same silent node only one
+  takes its work over.
+* **Schedules.** A scheduled run is claimed by setting the schedule row's owner where it has
+  none and is due (:func:`claim_run`), in the same transaction as the claimer's own fenced
+  heartbeat; it is finished (:func:`finish_run`) only by the owner of the same generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from gateway.model import DeliveryStatus
+from gateway.store.tables import deliveries, nodes, schedules
+
+
+@dataclass(slots=True, frozen=True)
+class Fenced:
+    """What a take-over freed."""
+
+    node_id: str
+    silent_for: float
+    deliveries: int
+    schedules: int
+
+
+def join(conn: Connection, node_id: str, now: float) -> int:
+    """Join (or re-join) the cluster with a new generation; give back what this node id
+    still held (a crashed earlier run of it, or the node itself before it was fenced)."""
+    found = conn.execute(
+        select(nodes.c.generation).where(nodes.c.node_id == node_id)
+    ).scalar_one_or_none()
+    values = {"alive": True, "heartbeat_at": now, "joined_at": now, "fenced_at": None}
+    if found is None:
+        dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        conn.execute(
+            dialect_insert(nodes)
+            .values(node_id=node_id, generation=1, **values)
+            .on_conflict_do_nothing(index_elements=[nodes.c.node_id])
+        )
+    conn.execute(
+        update(nodes)
+        .where(nodes.c.node_id == node_id)
+        .values(generation=nodes.c.generation + (0 if found is None else 1), **values)
+    )
+    generation = conn.execute(
+        select(nodes.c.generation).where(nodes.c.node_id == node_id)
+    ).scalar_one()
+    _free(conn, node_id)
+    return int(generation)
+
+
+def heartbeat(conn: Connection, node_id: str, generation: int, now: float) -> bool:
+    """Beat, if this node still holds ``generation`` (False: it was fenced)."""
+    result = conn.execute(
+        update(nodes)
+        .where(
+            nodes.c.node_id == node_id,
+            nodes.c.generation == generation,
+            nodes.c.alive.is_(True),
+        )
+        .values(heartbeat_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def leave(conn: Connection, node_id: str, generation: int, now: float) -> None:
+    """A clean stop: the node is no longer alive and holds nothing."""
+    conn.execute(
+        update(nodes)
+        .where(nodes.c.node_id == node_id, nodes.c.generation == generation)
+        .values(alive=False, heartbeat_at=now)
+    )
+    _free(conn, node_id)
+
+
+def fence(
+    conn: Connection, node_id: str, generation: int, cutoff: float, by: str, now: float
+) -> Fenced | None:
+    """Take a silent node's work over (None: it beat meanwhile, or another node did it)."""
+    row = conn.execute(
+        update(nodes)
+        .where(
+            nodes.c.node_id == node_id,
+            nodes.c.generation == generation,
+            nodes.c.alive.is_(True),
+            nodes.c.heartbeat_at < cutoff,
+        )
+        .values(alive=False, generation=nodes.c.generation + 1, fenced_at=now, fenced_by=by)
+        .returning(nodes.c.heartbeat_at)
+    ).first()
+    if row is None:
+        return None
+    released, freed = _free(conn, node_id)
+    return Fenced(node_id, now - float(row.heartbeat_at), released, freed)
+
+
+def _free(conn: Connection, node_id: str) -> tuple[int, int]:
+    released = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.status == DeliveryStatus.IN_FLIGHT.value,
+            deliveries.c.lease_owner == node_id,
+        )
+        .values(status=DeliveryStatus.PENDING.value, lease_owner=None, lease_expires_at=None)
+    ).rowcount
+    freed = conn.execute(
+        update(schedules)
+        .where(schedules.c.owner == node_id)
+        .values(owner=None, generation=None, started_at=None)
+    ).rowcount
+    return int(released or 0), int(freed or 0)
+
+
+# -- schedules ------------------------------------------------------------------------------------
+def claim_run(conn: Connection, name: str, node_id: str, generation: int, now: float) -> bool:
+    """Take the run of ``name`` that is due now, if no node runs it and this node is not
+    fenced. True: this node runs it (and only this node, until :func:`finish_run`)."""
+    if not heartbeat(conn, node_id, generation, now):
+        return False
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        dialect_insert(schedules)
+        .values(name=name, next_run_at=now, runs=0)
+        .on_conflict_do_nothing(index_elements=[schedules.c.name])
+    )
+    result = conn.execute(
+        update(schedules)
+        .where(
+            schedules.c.name == name,
+            schedules.c.owner.is_(None),
+            schedules.c.next_run_at <= now,
+        )
+        .values(owner=node_id, generation=generation, started_at=now)
+    )
+    return bool(result.rowcount)
+
+
+def finish_run(
+    conn: Connection,
+    name: str,
+    node_id: str,
+    generation: int,
+    started: float,
+    next_run_at: float,
+    error: str | None,
+) -> bool:
+    """Free the schedule and set its next run (False: this node lost it, fenced meanwhile)."""
+    result = conn.execute(
+        update(schedules)
+        .where(
+            schedules.c.name == name,
+            schedules.c.owner == node_id,
+            schedules.c.generation == generation,
+        )
+        .values(
+            owner=None,
+            generation=None,
+            started_at=None,
+            next_run_at=next_run_at,
+            last_run_at=started,
+            last_node=node_id,
+            last_error=error,
+            runs=schedules.c.runs + 1,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def schedule_row(conn: Connection, name: str) -> dict[str, Any] | None:
+    row = conn.execute(select(schedules).where(schedules.c.name == name)).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def silent_nodes(conn: Connection, node_id: str, cutoff: float) -> list[tuple[str, int]]:
+    """Other live nodes whose last heartbeat is older than ``cutoff``."""
+    rows = conn.execute(
+        select(nodes.c.node_id, nodes.c.generation).where(
+            and_(
+                nodes.c.alive.is_(True),
+                nodes.c.heartbeat_at < cutoff,
+                nodes.c.node_id != node_id,
+            )
+        )
+    )
+    return [(str(r.node_id), int(r.generation)) for r in rows]
