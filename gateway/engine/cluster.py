@@ -97,15 +97,21 @@ class Membership:
     async def may_act(self, generation: int | None) -> bool:
         """May work claimed under ``generation`` go on (be sent, be recorded)? At once when
         the last beat is recent; otherwise (the node was paused, or the store is slow) only
-        after a beat confirms the generation is still this node's."""
+        after a beat confirms the generation is still this node's (waiting, while the store
+        cannot answer, as long as the caller lets it)."""
         if generation is None or self.generation is None:
             return True
         if generation != self.generation:
             return False
-        if self.fresh():
-            return True
-        await self.beat(force=False)
-        return generation == self.generation and self.fresh()
+        while not self.fresh():
+            try:
+                await self.beat(force=False)
+            except Exception as exc:  # the store cannot say: wait (the caller bounds it)
+                log.warning("heartbeat_failed", node=self.node_id, error=mask_text(str(exc)))
+                await asyncio.sleep(min(self.interval, 1.0))
+            if generation != self.generation:
+                return False
+        return generation == self.generation
 
     # -- the loop --------------------------------------------------------------------------------
     async def _loop(self) -> None:
@@ -152,6 +158,7 @@ class Membership:
         )
         if self.on_fenced is not None:
             self.on_fenced(lost)
+        await self.store.recycle_connections()  # the fence ended this node's sessions
         started = time.monotonic()
         self.generation = await self.store.join()
         self.confirmed(started)

@@ -13,7 +13,7 @@ The API a plugin uses (through the app's scheduler, ``app[SCHEDULER]``)::
     scheduler.schedule("my_plugin:cleanup", 3600.0, cleanup)   # cleanup: async () -> None
 
 A job that raises is logged and runs again at its next interval. A run stopped by the node's
-shutdown is recorded as such, and the job is due again at once (on another node).
+shutdown is given back unfinished: the job is due again at once (on another node).
 """
 
 from __future__ import annotations

@@ -20,12 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from gateway.model import DeliveryStatus
 from gateway.store.tables import deliveries, nodes, schedules
+
+
+def application_name(node_id: str) -> str:
+    """The PostgreSQL ``application_name`` of a node's sessions (how a fence finds them)."""
+    return f"gateway {node_id}"[:63]
 
 
 @dataclass(slots=True, frozen=True)
@@ -91,7 +96,31 @@ def leave(conn: Connection, node_id: str, generation: int, now: float) -> None:
 def fence(
     conn: Connection, node_id: str, generation: int, cutoff: float, by: str, now: float
 ) -> Fenced | None:
-    """Take a silent node's work over (None: it beat meanwhile, or another node did it)."""
+    """Take a silent node's work over (None: it beat meanwhile, or another node did it).
+
+    PostgreSQL: a silent node may be paused in the middle of a transaction, holding the
+    locks of its own row and of the deliveries it was claiming until the server's idle
+    timeout. Its sessions are ended first (they carry its application name), which rolls
+    that transaction back: nothing it had not committed when it went silent will be."""
+    if conn.dialect.name == "postgresql":
+        still_silent = conn.execute(
+            select(nodes.c.node_id).where(
+                nodes.c.node_id == node_id,
+                nodes.c.generation == generation,
+                nodes.c.alive.is_(True),
+                nodes.c.heartbeat_at < cutoff,
+            )
+        ).first()
+        if still_silent is None:
+            return None
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = :app AND pid <> pg_backend_pid() "
+                "AND datname = current_database()"
+            ),
+            {"app": application_name(node_id)},
+        ).all()
     row = conn.execute(
         update(nodes)
         .where(
@@ -177,6 +206,20 @@ def finish_run(
             last_error=error,
             runs=schedules.c.runs + 1,
         )
+    )
+    return bool(result.rowcount)
+
+
+def release_run(conn: Connection, name: str, node_id: str, generation: int) -> bool:
+    """Give a run back unfinished (the node is stopping): it is due again at once."""
+    result = conn.execute(
+        update(schedules)
+        .where(
+            schedules.c.name == name,
+            schedules.c.owner == node_id,
+            schedules.c.generation == generation,
+        )
+        .values(owner=None, generation=None, started_at=None)
     )
     return bool(result.rowcount)
 

@@ -127,7 +127,7 @@ class Store(ReadQueries):
             self._reader = create_async_engine(self.url, pool_size=4, max_overflow=4)
             _sqlite_pragmas(self._reader.sync_engine, begin="BEGIN")
         else:
-            settings = {**PG_SETTINGS, "application_name": f"gateway {self.node_id}"[:63]}
+            settings = {**PG_SETTINGS, "application_name": cluster.application_name(self.node_id)}
             self._async_writer = create_async_engine(
                 self.url,
                 pool_size=10,
@@ -428,6 +428,12 @@ class Store(ReadQueries):
         self.writes.generation = generation
         return generation
 
+    async def recycle_connections(self) -> None:
+        """PostgreSQL: drop the pooled connections (after a fence ended this node's sessions,
+        so that the next transactions do not each find a dead one first)."""
+        if self._async_writer is not None:
+            await self._async_writer.dispose()
+
     async def heartbeat(self, generation: int, now: float | None = None) -> bool:
         now = time.time() if now is None else now
         return await self.write(cluster.heartbeat, self.node_id, generation, now)
@@ -461,6 +467,9 @@ class Store(ReadQueries):
         return await self.write(
             cluster.finish_run, name, self.node_id, generation, started, next_run_at, error
         )
+
+    async def release_run(self, name: str, generation: int) -> bool:
+        return await self.write(cluster.release_run, name, self.node_id, generation)
 
     async def schedule_row(self, name: str) -> dict[str, Any] | None:
         async with self.reader.connect() as conn:
