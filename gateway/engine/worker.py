@@ -284,7 +284,6 @@ class DeliveryEngine:
         wanted = self._wanted(now)
         if not (units or records or wanted):
             return
-        began = time.monotonic()
         generation = self.membership.generation
         try:
             result = await self.store.cycle(
@@ -300,9 +299,7 @@ class DeliveryEngine:
                 await asyncio.wait_for(self._stop.wait(), timeout=STORE_RETRY_SECONDS)
             return
         self.cycles += 1
-        if result.beat:
-            self.membership.confirmed(began)
-        elif generation is not None and (records or wanted):
+        if generation is not None and (records or wanted) and not result.held:
             # fenced: another node took this node's work over while it was silent
             self._background(asyncio.create_task(self.membership.fenced(generation)))
         if result.fenced:

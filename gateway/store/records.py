@@ -110,8 +110,8 @@ class CycleResult:
     #: attempt results not recorded: the node no longer holds the generation they were
     #: claimed under (it was silent too long and another node took its deliveries over)
     fenced: list[AttemptRecord] = field(default_factory=list)
-    #: the node's heartbeat was refreshed (and its generation confirmed) by this cycle
-    beat: bool = False
+    #: the cycle confirmed (and held until its commit) the node's generation
+    held: bool = False
 
 
 @dataclass(slots=True, frozen=True)

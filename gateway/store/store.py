@@ -206,6 +206,26 @@ class Store(ReadQueries):
             self.writes.committed()
             return result
 
+    async def write_aside(self, fn: Callable[..., T], *args: Any) -> T:
+        """Like :meth:`write`, for the small membership transactions (a heartbeat, a fence)
+        that touch neither the delivery log nor the queue. PostgreSQL: on a connection of its
+        own, not behind this node's write lock, so that a cycle waiting for another node's
+        locks (a paused node's) never holds up the heartbeat that keeps this node alive, nor
+        the fence that frees those locks. SQLite (one writer): through :meth:`write`."""
+        if self._async_writer is None:
+            return await self.write(fn, *args)
+        try:
+            async with self._async_writer.begin() as conn:
+                return await conn.run_sync(fn, *args)
+        except OperationalError as exc:
+            raise StoreUnavailable(_db_reason(exc)) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _transient(exc):
+                raise StoreUnavailable(_db_reason(exc)) from exc
+            raise
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot reach the database: {exc}") from exc
+
     def _in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Give ``fn`` to the writer thread (one worker: jobs run in the order given)."""
         assert self._thread is not None
@@ -436,7 +456,7 @@ class Store(ReadQueries):
 
     async def heartbeat(self, generation: int, now: float | None = None) -> bool:
         now = time.time() if now is None else now
-        return await self.write(cluster.heartbeat, self.node_id, generation, now)
+        return await self.write_aside(cluster.heartbeat, self.node_id, generation, now)
 
     async def leave(self, generation: int, now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -450,7 +470,7 @@ class Store(ReadQueries):
         self, node_id: str, generation: int, cutoff: float, now: float | None = None
     ) -> cluster.Fenced | None:
         now = time.time() if now is None else now
-        return await self.write(cluster.fence, node_id, generation, cutoff, self.node_id, now)
+        return await self.write_aside(cluster.fence, node_id, generation, cutoff, self.node_id, now)
 
     async def claim_run(self, name: str, generation: int, now: float | None = None) -> bool:
         now = time.time() if now is None else now

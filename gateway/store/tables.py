@@ -136,17 +136,24 @@ poll_cursors = Table(
     Column("updated_at", Float, nullable=False),
 )
 
-#: cluster membership (migration 0003): heartbeats and the fencing generation of each node
+#: cluster membership (migration 0003): the fencing generation of each node
 nodes = Table(
     "nodes",
     metadata,
     Column("node_id", String(128), primary_key=True),
     Column("generation", BigInteger, nullable=False),
     Column("alive", Boolean, nullable=False),
-    Column("heartbeat_at", Float, nullable=False),
     Column("joined_at", Float, nullable=False),
     Column("fenced_at", Float),
     Column("fenced_by", String(128)),
+)
+
+#: when each node last beat (apart from ``nodes``: a beat never waits for the node's cycle)
+node_heartbeats = Table(
+    "node_heartbeats",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("at", Float, nullable=False),
 )
 
 #: once-per-cluster schedules (migration 0003): who runs a job now and when it is due next

@@ -126,12 +126,12 @@ class Writer:
         now: float,
     ) -> CycleResult:
         fenced: list[AttemptRecord] = []
-        beat = False
+        held = False
         if self.generation is not None and (records or wanted):
             # the fence: results are recorded and leases taken only while this node still
             # holds its generation (a node silent for too long has lost it, and its work)
-            beat = cluster.heartbeat(conn, self.node_id, self.generation, now)
-            if not beat:
+            held = cluster.hold(conn, self.node_id, self.generation)
+            if not held:
                 fenced, records, wanted = list(records), [], {}
             elif any(r.delivery.generation not in (None, self.generation) for r in records):
                 mine = (None, self.generation)
@@ -146,7 +146,7 @@ class Writer:
         }
         if self.notify:
             self.announce(conn, work_after(items, records))
-        return CycleResult(ingested, follow, claimed, fenced, beat)
+        return CycleResult(ingested, follow, claimed, fenced, held)
 
     def announce(self, conn: Connection, destinations: Iterable[str]) -> None:
         """NOTIFY other nodes (delivered at commit) that these destinations have work."""

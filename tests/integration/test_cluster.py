@@ -173,7 +173,7 @@ async def test_a_fenced_node_records_nothing_it_had_claimed(database_url: str) -
             delivery=mine, outcome=Outcome.DELIVERED, started_at=time.time(), duration_ms=1.0
         )
         result = await again(lambda: a.cycle([], [late], {"dst": 5}, 120.0))
-        assert result.fenced == [late] and not result.beat and result.claimed == {}
+        assert result.fenced == [late] and not result.held and result.claimed == {}
         assert await a.list_log(LogFilter(), limit=10) == []
         [row] = await a.list_deliveries(DeliveryFilter(), limit=10)
         assert row["status"] == "in_flight"  # still b's: a's late result did not touch it
