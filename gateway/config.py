@@ -71,16 +71,6 @@ class GatewaySection(_Strict):
             raise ValueError("must be HOST:PORT, for example 127.0.0.1:8080")
         return v
 
-    @model_validator(mode="after")
-    def _heartbeat_below_timeout(self) -> GatewaySection:
-        if self.heartbeat_interval * 2 > self.node_timeout:
-            raise ValueError(
-                f"heartbeat_interval ({self.heartbeat_interval:g}) must be at most half of "
-                f"node_timeout ({self.node_timeout:g}): a node would be taken over between "
-                "two of its own heartbeats"
-            )
-        return self
-
     @property
     def host(self) -> str:
         return self.listen.rpartition(":")[0].strip("[]")
@@ -238,7 +228,20 @@ def config_from_dict(data: dict[str, Any], path: Path | str = "<memory>") -> Con
     except ValidationError as exc:
         raise _first_error(exc, path) from None
     _check_references(config, path)
+    _check_cluster(config, path)
     return config
+
+
+def _check_cluster(config: Config, path: Path) -> None:
+    gw = config.gateway
+    if gw.heartbeat_interval * 2 > gw.node_timeout:
+        raise ConfigError(
+            path,
+            "gateway.heartbeat_interval",
+            f"must be at most half of gateway.node_timeout ({gw.node_timeout:g}), not "
+            f"{gw.heartbeat_interval:g}: the other nodes would take this one over between "
+            "two of its own heartbeats",
+        )
 
 
 def _check_references(config: Config, path: Path) -> None:

@@ -210,7 +210,7 @@ async def test_a_killed_node_s_deliveries_are_delivered_by_the_others_within_20_
     database = postgres_cluster.create_database(f"takeover_kill_{os.getpid()}")
     receiver = Receiver(delay=0.05)
     engine = create_async_engine(database)
-    total = 1200
+    total = 800
     try:
         # the default lease (120 s) and node_timeout (10 s): the take-over is the heartbeat's
         async with cluster(tmp_path, database, receiver, lease=120.0) as (procs, ports, _):
@@ -218,7 +218,7 @@ async def test_a_killed_node_s_deliveries_are_delivered_by_the_others_within_20_
             loading = asyncio.create_task(loader.run(total))
 
             async def loaded() -> bool:
-                return len(receiver.applied) >= 300 and bool(await in_flight_of(engine, "node-2"))
+                return len(receiver.applied) >= 200 and bool(await in_flight_of(engine, "node-2"))
 
             await wait_for(loaded, timeout=60, what="load, with node 2 delivering")
             victim = procs[1]
