@@ -20,7 +20,6 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 DEFAULT_CONFIG_PATH = Path("config/gateway.toml")
