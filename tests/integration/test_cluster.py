@@ -20,15 +20,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from conftest import wait_for
+from conftest import make_config, wait_for
 from sqlalchemy import text
 
-from gateway.config import config_from_dict
+from gateway import hookimpl
+from gateway.config import SystemConfig, config_from_dict
+from gateway.connector import Connector
 from gateway.engine.cluster import Membership
 from gateway.engine.scheduler import Scheduler
-from gateway.model import VN_TZ, Message, Outcome
+from gateway.model import VN_TZ, Message, Outcome, ParseResult
 from gateway.plugins import build_plugins
 from gateway.store import AttemptRecord, IntakeItem, Store, StoreUnavailable
 from gateway.store.store import DeliveryFilter, LogFilter
@@ -185,6 +188,78 @@ async def test_a_fenced_node_records_nothing_it_had_claimed(database_url: str) -
         assert [(r["node"], r["outcome"]) for r in rows] == [("b", "delivered")]
         # a re-joins under a new generation and may work again
         assert await a.join() > (mine.generation or 0)
+
+
+# -- a poller on two whole gateways ---------------------------------------------------------------
+class Feed:
+    """A source that can only be polled: one new item per poll after the cursor; it notes
+    which node asked, and when (two polls at once would mean two nodes ran it)."""
+
+    def __init__(self) -> None:
+        self.polls: list[tuple[str, float, float]] = []
+
+    @hookimpl
+    def gateway_register_connectors(self, register: Callable[..., None]) -> None:
+        feed = self
+
+        class FeedConnector(Connector):
+            async def poll(
+                self, session: aiohttp.ClientSession, cursor: str | None
+            ) -> tuple[ParseResult, str | None]:
+                began = time.monotonic()
+                await asyncio.sleep(0.02)
+                n = int(cursor or 0) + 1
+                item = Message(
+                    event="message.received",
+                    external_id=f"F{n}",
+                    payload={"n": n},
+                    dossier_key=f"F{n}",
+                )
+                feed.polls.append((self.node, began, time.monotonic()))
+                return ParseResult(messages=[item]), str(n)
+
+        def factory(system: SystemConfig) -> Connector:
+            connector = FeedConnector(system)
+            connector.node = feed.starting
+            return connector
+
+        register("feed", factory)
+
+    starting = ""
+
+
+@pytest.mark.both_databases
+async def test_a_poller_runs_on_one_node_per_interval(
+    database_url: str, tmp_path: Path, aiohttp_client: Any, sink: Any
+) -> None:
+    received, server = sink
+    feed = Feed()
+    clients = []
+    for node in ("a", "b"):
+        feed.starting = node
+        config = make_config(
+            tmp_path,
+            str(server.make_url("")).rstrip("/"),
+            gateway={"database": database_url, "node_id": node},
+            systems={"feed": {"plugin": "feed", "poll_interval": 0.2}},
+            routes=[{"from": "feed", "event": "message.received", "to": ["dst"]}],
+        )
+        app = create_app(config, plugins=build_plugins(extra=[("feed", feed)]))
+        clients.append(await aiohttp_client(app))
+    await asyncio.sleep(2.0)
+    for c in clients:
+        await c.app[SCHEDULER].stop()
+    polls = sorted(feed.polls, key=lambda p: p[1])
+    assert [(a, b) for a, b in itertools.pairwise(polls) if b[1] < a[2]] == []  # one at a time
+    assert 4 <= len(polls) <= 2.0 / 0.2 + 1  # once per interval, not once per node
+    n = len(polls)
+
+    async def delivered() -> bool:
+        return len(received.accepted) == n
+
+    await wait_for(delivered, timeout=10, what="every polled item delivered")
+    assert sorted(r.json()["payload"]["n"] for r in received.accepted) == list(range(1, n + 1))
+    assert await clients[0].app[STORE].get_cursor("feed") == str(n)
 
 
 # -- the payment day on three whole gateways (PostgreSQL) ---------------------------------------
