@@ -1,14 +1,15 @@
 """Cluster membership: heartbeats, fast take-over of a silent node, and the fence.
 
 Every node joins with a new *generation* (:meth:`gateway.store.Store.join`) and beats every
-``gateway.heartbeat_interval`` seconds. Each beat also looks for nodes whose heartbeat is
+``gateway.heartbeat_interval`` seconds (in ``node_heartbeats``, never behind its own write
+cycle). Each beat also looks for nodes whose heartbeat is
 older than ``gateway.node_timeout``: such a node is fenced — its in-flight deliveries go back
 to pending and its schedules are freed, at once, not when its leases expire — and the others
 claim that work on their next cycle. A SIGKILLed node's acknowledged deliveries are so taken
 over within ``node_timeout + heartbeat_interval`` seconds of its last beat.
 
 The fence: a node records attempt results and takes leases only in a cycle that confirms it
-still holds its generation (:meth:`gateway.store.store.Writer.cycle`), and sends nothing
+still holds its generation (:meth:`gateway.store.writes.Writer.cycle`), and sends nothing
 unless its last confirmed beat is recent enough that nobody can have fenced it yet
 (:meth:`Membership.may_act`). A node paused longer than the timeout (SIGSTOP, a frozen VM)
 therefore neither records nor sends what it was doing when it resumes: it learns it was
@@ -42,14 +43,12 @@ class Membership:
         timeout: float,
         interval: float,
         on_takeover: Callable[[], None] | None = None,
-        on_fenced: Callable[[int | None], None] | None = None,
     ) -> None:
         self.store = store
         self.node_id = store.node_id
         self.timeout = timeout
         self.interval = interval
         self.on_takeover = on_takeover
-        self.on_fenced = on_fenced
         self.generation: int | None = None
         self.takeovers = 0
         self.fenced_count = 0
@@ -156,8 +155,6 @@ class Membership:
             problem="this node was silent longer than node_timeout and another node took "
             "its deliveries and schedules over; what it had in flight is dropped, not recorded",
         )
-        if self.on_fenced is not None:
-            self.on_fenced(lost)
         await self.store.recycle_connections()  # the fence ended this node's sessions
         started = time.monotonic()
         self.generation = await self.store.join()
