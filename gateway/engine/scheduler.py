@@ -122,11 +122,7 @@ class Scheduler:
         except asyncio.CancelledError:
             # stopped with the node: the run did not happen, it is due again at once
             with contextlib.suppress(Exception):
-                await asyncio.shield(
-                    self.store.finish_run(
-                        job.name, generation, started, started, "stopped by the node's shutdown"
-                    )
-                )
+                await asyncio.shield(self.store.release_run(job.name, generation))
             raise
         except Exception as exc:
             error = mask_text(repr(exc))[:2000]
