@@ -271,7 +271,7 @@ async def test_a_paused_node_neither_sends_again_nor_records_when_it_resumes(
     database = postgres_cluster.create_database(f"takeover_stop_{os.getpid()}")
     receiver = Receiver(delay=0.2)  # requests are in flight when the node is paused
     engine = create_async_engine(database)
-    total = 300
+    total = 200
     timeout = 3.0
     try:
         async with cluster(
@@ -280,14 +280,14 @@ async def test_a_paused_node_neither_sends_again_nor_records_when_it_resumes(
             receiver,
             lease=120.0,
             gateway=f"node_timeout = {timeout}\nheartbeat_interval = 0.5",
-            # a rate limit keeps claimed deliveries waiting to be sent
-            dst="concurrency = 8\nrate_limit = 30",
+            # a rate limit keeps claimed deliveries waiting to be sent (about 6 of 8)
+            dst="concurrency = 8\nrate_limit = 10",
         ) as (procs, ports, _):
             loader = Loader(ports)
             loading = asyncio.create_task(loader.run(total))
 
             async def busy() -> bool:
-                return len(receiver.applied) >= 40 and len(await in_flight_of(engine, "node-2")) > 2
+                return len(receiver.applied) >= 30 and len(await in_flight_of(engine, "node-2")) > 4
 
             await wait_for(busy, timeout=60, what="node 2 busy delivering")
             victim = procs[1]
@@ -348,7 +348,7 @@ async def test_a_paused_node_neither_sends_again_nor_records_when_it_resumes(
             assert again == []  # nothing already delivered was sent again by the paused node
             assert late_records == 0  # and it recorded nothing of what it had in flight
             assert "node_fenced" in victim_log
-            assert "attempts_fenced" in victim_log or "attempt_fenced" in victim_log
+            assert '"attempt_fenced"' in victim_log  # claimed, waiting to be sent: not sent
             assert len(loader.accepted) == total and receiver.applied == loader.accepted
             await check_store(engine, database, total)
     finally:
