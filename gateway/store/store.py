@@ -154,6 +154,11 @@ class Store(ReadQueries):
             raise RuntimeError("store is not open: call await store.open() first")
         return self._reader
 
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the sync ``fn(connection, *args)`` on the read engine (a read transaction)."""
+        async with self.reader.connect() as conn:
+            return await conn.run_sync(fn, *args)
+
     async def write(self, fn: Callable[..., T], *args: Any, inline: bool = False) -> T:
         """Run ``fn(connection, *args)`` in one write transaction and return its result.
 
