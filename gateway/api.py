@@ -15,7 +15,8 @@ docs/hooks.md ("The plugin API") describes each name.
   ``MetaData`` and return an Alembic branch's ``versions`` directory from the
   ``gateway_migration_dirs`` hook; ``gateway db upgrade`` and start-up apply it.
 * **A transaction**: :class:`PluginStore` (``await store.write(fn, *args)`` /
-  ``await store.read(fn, *args)`` with a sync ``fn(conn, ...)``); :func:`audit_in`.
+  ``await store.read(fn, *args)`` with a sync ``fn(conn, ...)``); :func:`audit_in`; read views
+  of the core's tables: :func:`first_payloads`, :func:`delivery_statuses`.
 * **Schedule a job**: the ``gateway_register_jobs(register, config)`` hook,
   ``register(name, interval_seconds, job)`` with ``job(ctx: JobContext)``; ``Gateway.of(ctx.app)``
   inside the job. (The engine's scheduler that runs each job once per cluster replaces the
@@ -45,14 +46,16 @@ from gateway.host import (
     audit_in,
     config_of,
     connectors_of,
+    delivery_statuses,
     emit_in,
+    first_payloads,
     metrics_registry_of,
     plugin_settings,
     prepare_message,
     store_of,
 )
 from gateway.log import get_logger, mask_name, mask_text
-from gateway.plugins import Plugins
+from gateway.plugins import Plugins, plugins_for
 from gateway.signing import sign
 from gateway.simulation import SimulatorOptions
 from gateway.store import StoreUnavailable
@@ -89,7 +92,9 @@ __all__ = [
     "config_of",
     "config_option",
     "connectors_of",
+    "delivery_statuses",
     "emit_in",
+    "first_payloads",
     "get_logger",
     "hookimpl",
     "install_faults",
@@ -99,6 +104,7 @@ __all__ = [
     "mask_text",
     "metrics_registry_of",
     "plugin_settings",
+    "plugins_for",
     "prepare_message",
     "principal",
     "protect",

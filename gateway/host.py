@@ -10,13 +10,15 @@ intake: the same validate and transform hooks, routing, dedupe and ordering lock
 from __future__ import annotations
 
 import contextlib
+import json
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from gateway.config import Config, ConfigError
@@ -27,6 +29,7 @@ from gateway.model import Message, ParseResult
 from gateway.plugins import Plugins, plugins_for
 from gateway.store import IngestResult, IntakeItem, Store
 from gateway.store import writes as _writes
+from gateway.store.tables import deliveries, messages
 from gateway.web.admin.nav import NavEntry
 from gateway.web.keys import CONFIG, CONNECTORS, ENGINE, METRICS, NAV, PLUGINS, STORE, need
 
@@ -92,6 +95,43 @@ def audit_in(
     """Write ``(actor, action, target, detail)`` entries to the audit log in the caller's
     transaction (shown on the dashboard's audit page)."""
     _writes.audit(conn, entries, now)
+
+
+# -- read views of the core's tables (inside a plugin's read or write transaction) ---------------
+def first_payloads(conn: Connection, event: str, dossier_keys: Iterable[str]) -> dict[str, Any]:
+    """The payload of the first stored message of ``event`` per dossier key (of those given),
+    decoded from JSON; keys without one are absent."""
+    m = messages.c
+    found: dict[str, Any] = {}
+    keys = sorted(set(dossier_keys))
+    for i in range(0, len(keys), 500):
+        rows = conn.execute(
+            select(m.dossier_key, m.payload)
+            .where(m.event == event, m.dossier_key.in_(keys[i : i + 500]))
+            .order_by(m.id)
+        )
+        for row in rows:
+            found.setdefault(row.dossier_key, json.loads(row.payload))
+    return found
+
+
+def delivery_statuses(conn: Connection, message_uids: Iterable[str]) -> dict[str, str]:
+    """The status (``pending``, ``in_flight``, ``delivered``, ``dead``) of the delivery of each
+    message uid given (the last one when a message went to several destinations); a message
+    without a delivery (not routed) is absent."""
+    uids = sorted(set(message_uids))
+    out: dict[str, str] = {}
+    m, d = messages.c, deliveries.c
+    for i in range(0, len(uids), 500):
+        q = (
+            select(m.uid, d.status)
+            .select_from(messages.join(deliveries, d.message_id == m.id))
+            .where(m.uid.in_(uids[i : i + 500]))
+            .order_by(d.id)
+        )
+        for uid, status in conn.execute(q):
+            out[uid] = status
+    return out
 
 
 # -- configuration --------------------------------------------------------------------------------
