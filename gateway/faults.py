@@ -125,14 +125,16 @@ async def fault_middleware(request: web.Request, handler: Handler) -> web.Stream
             status=503,
         )
     response = await handler(request)
-    if p.bandwidth and isinstance(response, web.Response) and response.body:
-        return await _drip(request, response, p.bandwidth)
+    if p.bandwidth and isinstance(response, web.Response):
+        body = response.body
+        if isinstance(body, bytes) and body:  # a payload object (a file, a stream) goes as is
+            return await _drip(request, response, body, p.bandwidth)
     return response
 
 
-async def _drip(request: web.Request, response: web.Response, bandwidth: int) -> web.StreamResponse:
-    body = response.body
-    assert isinstance(body, bytes)
+async def _drip(
+    request: web.Request, response: web.Response, body: bytes, bandwidth: int
+) -> web.StreamResponse:
     stream = web.StreamResponse(status=response.status, headers=response.headers)
     stream.content_length = len(body)
     await stream.prepare(request)
