@@ -77,6 +77,7 @@ async def push(client: Client, body: Any) -> dict[str, Any]:
     return answer
 
 
+@pytest.mark.both_databases
 async def test_a_claim_is_kept_and_its_payment_emitted_through_the_one_intake(
     tmp_path: Path, aiohttp_client: Any, sink: tuple[Sink, TestServer]
 ) -> None:
@@ -138,6 +139,7 @@ class PaymentCeiling:
         return []
 
 
+@pytest.mark.both_databases
 async def test_a_plugins_message_is_validated_like_a_push_and_refused_whole(
     tmp_path: Path, aiohttp_client: Any, sink: tuple[Sink, TestServer]
 ) -> None:
