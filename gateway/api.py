@@ -5,7 +5,8 @@ The contract modules a plugin may also import are :mod:`gateway` (``hookimpl``),
 :mod:`gateway.hookspecs`, :mod:`gateway.model`, :mod:`gateway.connector`,
 :mod:`gateway.xmlsafe` and :mod:`gateway.testing` (tests and kits). A meta-test
 (``tests/unit/test_plugin_imports.py``) keeps every module under ``plugins/`` on that surface.
-docs/hooks.md ("The plugin API") describes each name.
+The example to copy is ``tests/domain_plugin/funeral_support.py``; docs/writing-a-connector.md
+§9 walks through it.
 
 * **Emit a message** through the engine's one intake (validate and transform hooks, routing,
   dedupe, per-dossier ordering locks): :meth:`Gateway.emit`; or, to store it in the same
@@ -19,8 +20,8 @@ docs/hooks.md ("The plugin API") describes each name.
   of the core's tables: :func:`first_payloads`, :func:`delivery_statuses`.
 * **Schedule a job**: the ``gateway_register_jobs(register, config)`` hook,
   ``register(name, interval_seconds, job)`` with ``job(ctx: JobContext)``; ``Gateway.of(ctx.app)``
-  inside the job. (The engine's scheduler that runs each job once per cluster replaces the
-  per-node loop behind the same hook.)
+  inside the job. Today each node runs its jobs on its own timer; the engine's scheduler that
+  runs each job once per cluster (lease in the store) takes the same registrations.
 * **Pages, API routes, CLI commands, nav entries** through hooks: ``gateway_web_routes``
   (:func:`protect`, :func:`render_page`, :func:`add_templates`, :func:`add_nav`,
   :class:`NavEntry`, :class:`ApiError`), ``gateway_openapi_paths``,

@@ -156,6 +156,7 @@ def store_of(app: web.Application) -> PluginStore:
 
 
 def config_of(app: web.Application) -> Config:
+    """The running app's configuration."""
     return need(app, CONFIG)
 
 

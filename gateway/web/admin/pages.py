@@ -29,6 +29,7 @@ SECURITY_HEADERS = {
 
 
 def lang_of(request: web.Request) -> str:
+    """The interface language of this request (``vi`` or ``en``)."""
     if LANG not in request:
         request[LANG] = choose_lang(request)[0]
     return request[LANG]
