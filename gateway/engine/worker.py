@@ -417,7 +417,11 @@ class DeliveryEngine:
                 sent = request.size
                 await lane.pace()
                 receipt = await connector.send(self.session, request)
-            follow = await self.follow_ups(lane.name, receipt.follow_ups, delivery.id)
+            follow = (
+                await self.follow_ups(lane.name, receipt.follow_ups, delivery.id)
+                if receipt.follow_ups
+                else []
+            )
             record = self._delivered(lane, delivery, receipt, started, t0, sent, follow)
         except TimeoutError:
             timed_out = RetryableError(
@@ -428,7 +432,11 @@ class DeliveryEngine:
             lane.in_flight -= 1
             raise
         except GatewayError as exc:
-            follow = await self.follow_ups(lane.name, exc.follow_ups, delivery.id)
+            follow = (
+                await self.follow_ups(lane.name, exc.follow_ups, delivery.id)
+                if exc.follow_ups
+                else []
+            )
             record = self._failed(lane, delivery, exc, started, t0, sent, follow)
         except Exception as exc:
             log.error(
