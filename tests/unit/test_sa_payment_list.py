@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -20,10 +21,33 @@ from plugins.social_assistance.payment_list import (
     iter_payment_lists,
 )
 from plugins.social_assistance.roster import Decision, build_roster
-from plugins.social_assistance.rules import AdminUnitError, load_admin_units, load_rules
+from plugins.social_assistance.admin_units import DEFAULT_ADMIN_UNITS_PATH
+from plugins.social_assistance.rules import (
+    AdminUnitError,
+    AdminUnits,
+    load_admin_units,
+    load_rules,
+)
 
 RULES = load_rules()
 UNITS = load_admin_units()
+
+
+def units_edited(tmp_path: Path, old: str, new: str) -> AdminUnits:
+    """The shipped admin-units file with one edit, as a deployment would make it."""
+    text = DEFAULT_ADMIN_UNITS_PATH.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "admin_units.toml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return load_admin_units(path)
+
+
+def unconfirmed_dong_phuc(tmp_path: Path) -> AdminUnits:
+    return units_edited(
+        tmp_path, 'code = "01933"\nname = "Đồng Phúc"', 'name = "Đồng Phúc"\ncode_confirmed = false'
+    )
+
+
 LAN = {"birth": "1935-04-12", "female": True, "serial": 1234, "hoTen": "Hoàng Thị Lan"}
 PHA = {"birth": "1980-04-12", "serial": 4321, "dossier": "HS-PHA", "hoTen": "Lò Văn Pha"}
 
@@ -437,7 +461,7 @@ def test_from_2025_07_one_list_per_new_commune_with_old_codes() -> None:
     assert {line.change for line in built.lines} == {"khong_doi"}
 
 
-def test_an_old_code_has_no_list_of_its_own_after_the_merger() -> None:
+def test_an_old_code_has_no_list_of_its_own_after_the_merger(tmp_path: Path) -> None:
     roster = build_roster(RULES, merger_decisions())
     now = datetime(2025, 6, 24, 10, tzinfo=VN_TZ)
     with pytest.raises(AdminUnitError, match=r"02053.*Chợ Đồn"):
@@ -451,10 +475,21 @@ def test_an_old_code_has_no_list_of_its_own_after_the_merger() -> None:
             sent_history=SentHistory(),
             now=now,
         )
-    with pytest.raises(AdminUnitError, match="not confirmed"):
+    with pytest.raises(AdminUnitError, match=r"02041.*Đồng Phúc \(01933\)"):
         build_payment_list(
             RULES,
             UNITS,
+            roster,
+            "02041",
+            Month(2025, 7),
+            paid_history=PaidHistory(),
+            sent_history=SentHistory(),
+            now=now,
+        )
+    with pytest.raises(AdminUnitError, match="not confirmed"):
+        build_payment_list(
+            RULES,
+            unconfirmed_dong_phuc(tmp_path),
             roster,
             "02041",
             Month(2025, 7),
@@ -474,7 +509,32 @@ def test_lines_continue_across_the_merger_without_a_new_tang() -> None:
     ]
 
 
-def test_streaming_lists_refuse_bang_phuc_and_build_the_others() -> None:
+def test_streaming_lists_refuse_an_unconfirmed_commune_and_build_the_others(
+    tmp_path: Path,
+) -> None:
+    roster = build_roster(RULES, merger_decisions())
+    out = list(
+        iter_payment_lists(
+            RULES,
+            unconfirmed_dong_phuc(tmp_path),
+            [roster],
+            Month(2025, 7),
+            paid_history=PaidHistory(),
+            sent_history=SentHistory(),
+            now=datetime(2025, 6, 24, 10, tzinfo=VN_TZ),
+        )
+    )
+    refused = [x for x in out if isinstance(x, ListRefused)]
+    built = {x.commune: len(x.lines) for x in out if isinstance(x, PaymentList)}
+    # the refusal is priced as the list would have been: one 5.8 line of 2025-07 (1.5 × 500,000)
+    assert [(r.registry_commune, r.name, r.lines, r.amount) for r in refused] == [
+        ("02041", "Bằng Phúc", 1, 750_000)
+    ]
+    assert "not confirmed" in refused[0].reason
+    assert built == {"02020": 3, "02071": 1}
+
+
+def test_dong_phuc_is_01933_and_its_list_is_built() -> None:
     roster = build_roster(RULES, merger_decisions())
     out = list(
         iter_payment_lists(
@@ -487,11 +547,15 @@ def test_streaming_lists_refuse_bang_phuc_and_build_the_others() -> None:
             now=datetime(2025, 6, 24, 10, tzinfo=VN_TZ),
         )
     )
-    refused = [x for x in out if isinstance(x, ListRefused)]
-    built = {x.commune: len(x.lines) for x in out if isinstance(x, PaymentList)}
-    assert [(r.registry_commune, r.lines) for r in refused] == [("02041", 1)]
-    assert "not confirmed" in refused[0].reason
-    assert built == {"02020": 3, "02071": 1}
+    assert not [x for x in out if isinstance(x, ListRefused)]
+    built = {x.commune: x for x in out if isinstance(x, PaymentList)}
+    assert sorted(built) == ["01933", "02020", "02071"]
+    [line] = built["01933"].lines
+    assert (line.old_commune, line.month_amount, str(line.change)) == (
+        "02041",
+        750_000,
+        "khong_doi",
+    )
 
 
 def test_a_commune_split_across_roster_chunks_is_an_error() -> None:
