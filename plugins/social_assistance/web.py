@@ -1,7 +1,9 @@
 """Dashboard pages and admin API of the social-assistance plugin.
 
 Pages (admin framework: :func:`protect`, :data:`NAV`, :func:`render_page`):
-``/payments`` (lists of a month per commune, delivery and reconciliation status),
+``/payments`` (lists of a month per commune, delivery and reconciliation status, and an
+alert for every commune whose list of a month is not built or sent yet; an operator can
+build and send a month again from it: ``POST /payments/send``, CSRF-protected, audited),
 ``/payments/held`` (held decisions; an operator accepts one figure, CSRF-protected and
 audited), ``/payments/candidates``, ``/payments/timeliness``. API: ``GET /api/v1/payments``,
 ``GET /api/v1/reports/monthly``, ``GET /api/v1/payments/held``,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import jinja2
@@ -19,11 +22,11 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from gateway.log import get_logger, mask_name
-from gateway.model import now_vn
+from gateway.model import VN_TZ, now_vn
 from gateway.web.admin import NAV, NavEntry, add_templates, principal, protect, render_page
 from gateway.web.admin.pages import lang_of
 from gateway.web.errors import ApiError
-from gateway.web.keys import CONFIG, CONNECTORS, METRICS, STORE, need
+from gateway.web.keys import CONFIG, CONNECTORS, ENGINE, METRICS, PLUGINS, STORE, need
 from plugins.social_assistance import service
 from plugins.social_assistance.connector import SocialAssistanceConnector
 from plugins.social_assistance.month import Month
@@ -67,6 +70,14 @@ TEXT: dict[str, dict[str, str]] = {
         "overdue": "Quá hạn",
         "arrears_late": "Truy lĩnh do chậm",
         "bad_request": "Yêu cầu không hợp lệ",
+        "alert_title": "Danh sách chưa lập hoặc chưa gửi — có người chưa được chi trả",
+        "alert_line": "Kỳ {ky}: xã {code} {name} — {people} người, {amount} VND chưa được chi trả.",
+        "alert_reason": "Lý do",
+        "alert_hint": "Cách xử lý",
+        "alert_retry": "Hệ thống tự thử lại mỗi ngày đến hết ngày {last}; đã thử {n} lần, "
+        "lần gần nhất {at}.",
+        "send_again": "Lập và gửi lại kỳ {ky}",
+        "sent_flash": "Kỳ {ky}: đã gửi {sent} danh sách; {unpaid} xã chưa gửi được.",
     },
     "en": {
         "payments": "Payments",
@@ -98,6 +109,14 @@ TEXT: dict[str, dict[str, str]] = {
         "overdue": "Overdue",
         "arrears_late": "Arrears from lateness",
         "bad_request": "Bad request",
+        "alert_title": "Lists not built or not sent — people left unpaid",
+        "alert_line": "Month {ky}: commune {code} {name} — {people} people, {amount} VND unpaid.",
+        "alert_reason": "Why",
+        "alert_hint": "What to do",
+        "alert_retry": "The payment-day job retries every day until {last}; tried {n} times, "
+        "last at {at}.",
+        "send_again": "Build and send month {ky} again",
+        "sent_flash": "Month {ky}: {sent} lists sent; {unpaid} communes still not sent.",
     },
 }
 
@@ -181,9 +200,64 @@ def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
 # -- pages ----------------------------------------------------------------------------------------
 async def payments_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
-    rows = await service.overview(need(request.app, STORE), _domain(request.app), month)
+    store = need(request.app, STORE)
+    rows = await service.overview(store, _domain(request.app), month)
+    alerts = [_alert_view(a) for a in await service.open_alerts(store)]
     await refresh_metric(request.app)
-    return await render_page(request, "sa_payments.html", _ctx(request, month=month, rows=rows))
+    flash = None
+    if "sent" in request.query and "unpaid" in request.query:
+        flash = {k: request.query.get(k, "") for k in ("ky", "sent", "unpaid")}
+    return await render_page(
+        request,
+        "sa_payments.html",
+        _ctx(request, month=month, rows=rows, alerts=alerts, flash=flash),
+    )
+
+
+def _alert_view(row: dict[str, Any]) -> dict[str, Any]:
+    """An open alert as the page shows it: the month's last retry day, times in Vietnam."""
+    ky = Month.parse(str(row["ky"]))
+    last = (ky.first_day - timedelta(days=1)).isoformat()
+    at = datetime.fromtimestamp(float(row["last_attempt_at"]), VN_TZ)
+    return {
+        **row,
+        "amount_text": f"{int(row['amount']):,}",
+        "last_day": last,
+        "at": at.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+async def send_form(request: web.Request) -> web.Response:
+    """An operator builds and sends a month's lists from the dashboard (audited)."""
+    form = await request.post()
+    try:
+        month = Month.parse(str(form.get("month", "")))
+        if not MIN_YEAR <= month.year <= MAX_YEAR:
+            raise ValueError(month)
+    except ValueError:
+        return await render_page(
+            request,
+            "sa_message.html",
+            _ctx(request, text="month must be YYYY-MM (tháng phải có dạng YYYY-MM)"),
+            status=400,
+        )
+    app = request.app
+    who = principal(request)
+    results = await service.send_month(
+        need(app, STORE),
+        need(app, CONFIG),
+        need(app, PLUGINS),
+        _domain(app),
+        month,
+        actor=who.actor,
+    )
+    sent = sum(r.status == "sent" for r in results)
+    unpaid = sum(r.unpaid for r in results)
+    engine = app.get(ENGINE)
+    if engine is not None and sent:
+        engine.wake(None)
+    await refresh_metric(app)
+    raise web.HTTPSeeOther(f"/payments?month={month}&ky={month}&sent={sent}&unpaid={unpaid}")
 
 
 async def held_page(request: web.Request) -> web.Response:
@@ -295,6 +369,8 @@ def setup_routes(app: web.Application) -> None:
     app[NAV].append(NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
     app.router.add_post("/payments/held/accept", held_accept_form)
     protect(app, "/payments/held/accept", "operator")
+    app.router.add_post("/payments/send", send_form)
+    protect(app, "/payments/send", "operator")
     for path, handler in (
         (f"{API}/payments", api_payments),
         (f"{API}/reports/monthly", api_report),

@@ -81,14 +81,14 @@ def test_the_job_is_registered_hourly(tmp_path: Path) -> None:
     assert found == []
 
 
-async def test_sends_next_month_on_the_payment_day_once(app_client: TestClient[Any, Any]) -> None:
+async def test_sends_next_month_from_the_payment_day_once(app_client: TestClient[Any, Any]) -> None:
     ctx = JobContext("social_assistance:payment_lists", app_client.app)
     # the day before, late in the evening in Vietnam: nothing
     await build_on_payment_day(ctx, now=datetime(2020, 8, PAYMENT_DAY - 1, 23, 59, tzinfo=VN_TZ))
-    # UTC already says the payment day, but in Vietnam it is the day after: nothing
-    await build_on_payment_day(ctx, now=datetime(2020, 8, PAYMENT_DAY, 18, 0, tzinfo=UTC))
-    # another day of the month: nothing
-    await build_on_payment_day(ctx, now=datetime(2020, 8, 24, 10, 0, tzinfo=VN_TZ))
+    # UTC already says the day before the payment day, in Vietnam too: nothing
+    await build_on_payment_day(ctx, now=datetime(2020, 8, PAYMENT_DAY - 1, 16, 59, tzinfo=UTC))
+    # an earlier day of the month: nothing
+    await build_on_payment_day(ctx, now=datetime(2020, 8, 2, 10, 0, tzinfo=VN_TZ))
     assert await lists(app_client, "2020-09") == []
     assert await service.list_totals(app_client.app[STORE]) == {}
     # 00:30 on the payment day in Vietnam is still the day before in UTC: month M+1 is sent
@@ -96,13 +96,27 @@ async def test_sends_next_month_on_the_payment_day_once(app_client: TestClient[A
     [row] = await lists(app_client, "2020-09")
     assert (row["maXa"], row["people"], row["lanGui"]) == ("02053", 1, 1)
     total = row["total"]
-    # later runs of the same day (hourly) send nothing again
-    for hour in (1, 10, 23):
-        await build_on_payment_day(ctx, now=datetime(2020, 8, PAYMENT_DAY, hour, tzinfo=VN_TZ))
+    # later runs of the same day (hourly) and of the following days send nothing again
+    for day, hour in ((PAYMENT_DAY, 1), (PAYMENT_DAY, 23), (PAYMENT_DAY + 1, 9), (31, 23)):
+        await build_on_payment_day(ctx, now=datetime(2020, 8, day, hour, tzinfo=VN_TZ))
     assert await lists(app_client, "2020-09") == [row]
     assert await service.list_totals(app_client.app[STORE]) == {"2020-09": total}
+    # the run is audited as the job's, with the commune, the lines and the money
+    [entry] = await audit_entries(app_client, "sa_payments_send")
+    assert entry["actor"] == "job:payment_lists" and entry["target"] == "ky=2020-09"
+    assert entry["detail"] == f"scope=all; sent=02053 (1 lists, 1 lines, {total:,} VND)"
     # the next month's payment day sends the month after
     await build_on_payment_day(ctx, now=datetime(2020, 9, PAYMENT_DAY, 9, tzinfo=VN_TZ))
     [row10] = await lists(app_client, "2020-10")
     assert (row10["people"], row10["lanGui"]) == (1, 1)
     assert [r["lanGui"] for r in await lists(app_client, "2020-09")] == [1]
+
+
+async def audit_entries(client: TestClient[Any, Any], action: str) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from gateway.store.tables import audit_log
+
+    async with client.app[STORE].reader.connect() as conn:
+        rows = (await conn.execute(select(audit_log).where(audit_log.c.action == action))).all()
+    return [dict(r._mapping) for r in rows]
