@@ -330,6 +330,25 @@ def paid_history(conn: Connection, rules: Rules, commune: str | None = None) -> 
     return history
 
 
+def person_paid_history(conn: Connection, rules: Rules, citizen_id: str) -> PaidHistory:
+    """One person's reconciled outcomes over their whole history, under every commune code
+    their lists had (old codes before the 2025 merger, new ones after): a run of unpaid
+    months is the person's, not a commune's."""
+    r = sa_results.c
+    mine: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for text in conn.execute(
+        select(r.payload).where(r.so_dinh_danh == citizen_id).order_by(r.id)
+    ).scalars():
+        p = json.loads(text)
+        mine.setdefault((str(p["ky"]), str(p["maXa"])), []).append(p)
+    history = PaidHistory()
+    for (ky, code), results in mine.items():
+        latest = latest_rows(list_rows(conn, ky=ky, commune=code)).get((ky, code))
+        if latest is not None:
+            history.record_all(reconcile(rules, list_from_row(latest), results).outcomes)
+    return history
+
+
 def store_result(conn: Connection, payload: Mapping[str, Any], now: float) -> bool:
     """Keep one result line; False when that line's result is already known."""
     r = sa_results.c
