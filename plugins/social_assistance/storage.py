@@ -88,14 +88,28 @@ def load_domain(config: Config) -> Domain:
         else DEFAULT_ADMIN_UNITS_PATH
     )
     try:
-        rules, units = _load_files(str(rules_path), str(units_path))
+        rules, units = _load_files(
+            str(rules_path), str(units_path), _stamp(rules_path), _stamp(units_path)
+        )
     except RulesError as exc:
         raise ConfigError(config.path, SECTION, str(exc)) from None
     return Domain(settings, rules, units)
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    """When and how big a file is: an edited file is read again (a correction of a code in
+    admin_units.toml counts from the next command, without a release)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0)  # the loader reports the missing file
+    return (st.st_mtime_ns, st.st_size)
+
+
 @lru_cache(maxsize=8)
-def _load_files(rules_path: str, units_path: str) -> tuple[Rules, AdminUnits]:
+def _load_files(
+    rules_path: str, units_path: str, _rules_stamp: object, _units_stamp: object
+) -> tuple[Rules, AdminUnits]:
     return load_rules(Path(rules_path)), load_admin_units(Path(units_path))
 
 

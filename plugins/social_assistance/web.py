@@ -21,6 +21,7 @@ import jinja2
 from aiohttp import web
 from prometheus_client import Gauge
 
+from gateway.config import ConfigError
 from gateway.log import get_logger, mask_name
 from gateway.model import VN_TZ, now_vn
 from gateway.web.admin import NAV, NavEntry, add_templates, principal, protect, render_page
@@ -122,11 +123,19 @@ TEXT: dict[str, dict[str, str]] = {
 
 
 def _domain(app: web.Application) -> Domain:
+    """The settings, rules and admin units, read again when a file was edited (a corrected
+    code in admin_units.toml counts from the next page, send or job run, without a restart);
+    the last good ones while an edited file does not load."""
     found = app.get(DOMAIN)
     if found is None:
         found = load_domain(need(app, CONFIG))
         app[DOMAIN] = found
-    return found
+        return found
+    try:
+        return load_domain(need(app, CONFIG))
+    except ConfigError as exc:
+        log.warning("sa_config_unreadable", error=str(exc), using="the last good files")
+        return found
 
 
 async def startup(app: web.Application) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.model import VN_TZ
+from plugins.social_assistance.admin_units import DEFAULT_ADMIN_UNITS_PATH
 from plugins.social_assistance.fixtures import decision, simulate
 from plugins.social_assistance.history import PaidHistory, SentHistory
 from plugins.social_assistance.month import Month, month_range
@@ -21,7 +22,6 @@ from plugins.social_assistance.payment_list import (
     iter_payment_lists,
 )
 from plugins.social_assistance.roster import Decision, build_roster
-from plugins.social_assistance.admin_units import DEFAULT_ADMIN_UNITS_PATH
 from plugins.social_assistance.rules import (
     AdminUnitError,
     AdminUnits,
