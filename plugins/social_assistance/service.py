@@ -306,7 +306,7 @@ async def send_month(
             )
     if not dry_run:
         scope = None if not configured or communes is None else registry_codes | set(selected or ())
-        await store.write(_after_run, ky, results, scope, actor, time.time())
+        await store.write(_after_run, ky, results, scope, actor, now.timestamp())
     return results
 
 

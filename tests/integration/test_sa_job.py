@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient
 
 from gateway.config import Config, config_from_dict
 from gateway.hookspecs import JobContext
+from gateway.log import configure_logging
 from gateway.model import VN_TZ
 from gateway.plugins import build_plugins
 from gateway.web.app import create_app
@@ -120,3 +122,70 @@ async def audit_entries(client: TestClient[Any, Any], action: str) -> list[dict[
     async with client.app[STORE].reader.connect() as conn:
         rows = (await conn.execute(select(audit_log).where(audit_log.c.action == action))).all()
     return [dict(r._mapping) for r in rows]
+
+
+async def test_a_commune_left_unpaid_is_retried_daily_until_the_month_starts(
+    tmp_path: Path, aiohttp_client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from plugins.social_assistance.admin_units import DEFAULT_ADMIN_UNITS_PATH
+
+    units = tmp_path / "admin_units.toml"
+    shipped = DEFAULT_ADMIN_UNITS_PATH.read_text(encoding="utf-8")
+    units.write_text(shipped, encoding="utf-8")
+    config = config_from_dict(
+        {
+            "gateway": {"database": f"sqlite:///{tmp_path}/gw.db", "node_id": "job"},
+            "systems": {"social_assistance": {"plugin": "social_assistance"}},
+            "social_assistance": {"payment_day": PAYMENT_DAY, "admin_units": str(units)},
+        },
+        tmp_path / "gateway.toml",
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(config, plugins=build_plugins()))
+    rules = load_domain(config).rules
+    sa = client.app[CONNECTORS]["social_assistance"]
+    for n, code in ((1, "02053"), (2, "02099")):  # 02099: a code the file does not know
+        payload = decision_payload(
+            rules, so=f"{n}/QĐ-UBND", ngayKy="2020-08-03", maHoSo=f"HS-{n}",
+            soDinhDanh=make_cccd("006", 1935, True, n), hoTen="Hoàng Thị Lan",
+            ngaySinh="1935-04-12", maXa=code, loaiDoiTuong="5.5a",
+        )  # fmt: skip
+        assert (await sa.apply("decision.issued", payload)).detail == "applied"
+    ctx = JobContext("social_assistance:payment_lists", client.app)
+    store = client.app[STORE]
+    saved = structlog.get_config()
+    configure_logging("json")  # to the stderr capsys reads
+    try:
+        capsys.readouterr()
+        await build_on_payment_day(ctx, now=datetime(2020, 8, PAYMENT_DAY, 9, tzinfo=VN_TZ))
+    finally:
+        structlog.configure(**saved)
+    [row] = await lists(client, "2020-09")
+    assert row["maXa"] == "02053"
+    [alert] = await service.open_alerts(store)
+    assert (alert["ky"], alert["ma_xa"], alert["people"], alert["attempts"]) == (
+        "2020-09", "02099", 1, 1
+    )  # fmt: skip
+    assert alert["amount"] == row["total"] > 0  # the same 5.5a amount, left unpaid
+    err = capsys.readouterr().err
+    assert "sa_lists_missing" in err and "daily until 2020-09 starts" in err
+    assert "02099" in err and "sa_list_not_sent" in err
+    # later the same day: today's try is done
+    await build_on_payment_day(ctx, now=datetime(2020, 8, PAYMENT_DAY, 23, tzinfo=VN_TZ))
+    assert [a["attempts"] for a in await service.open_alerts(store)] == [1]
+    # the next day: tried again, still missing
+    await build_on_payment_day(ctx, now=datetime(2020, 8, PAYMENT_DAY + 1, 9, tzinfo=VN_TZ))
+    assert [a["attempts"] for a in await service.open_alerts(store)] == [2]
+    # the office adds the commune to admin_units.toml: the next day's try sends it
+    block = '[[commune]]\ncode = "02099"\nname = "Xã Thử"\ndistrict = "064"\nuntil = 2025-07-01\n'
+    units.write_text(shipped + "\n" + block, encoding="utf-8")
+    await build_on_payment_day(ctx, now=datetime(2020, 8, PAYMENT_DAY + 2, 9, tzinfo=VN_TZ))
+    assert sorted(r["maXa"] for r in await lists(client, "2020-09")) == ["02053", "02099"]
+    assert await service.open_alerts(store) == []
+    # done: the following days send nothing, the lists stay as they are
+    before = await lists(client, "2020-09")
+    await build_on_payment_day(ctx, now=datetime(2020, 8, 31, 9, tzinfo=VN_TZ))
+    assert await lists(client, "2020-09") == before
+    runs = await audit_entries(client, "sa_payments_send")
+    assert [e["actor"] for e in runs] == ["job:payment_lists"] * 3
+    assert "refused=02099 (1 lists, 1 lines," in runs[0]["detail"]
+    assert "sent=02099" in runs[2]["detail"] and "unchanged=02053" in runs[2]["detail"]
