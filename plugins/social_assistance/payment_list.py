@@ -370,7 +370,10 @@ def _payable(benefits: Sequence[Benefit], month: Month, *, repaid: bool) -> list
             span.status is Status.ACTIVE
             or (repaid and span.status is Status.SUSPENDED and span.repaid)
         ):
-            ents.append(span.terms.entitlement())
+            if span.terms.host is None:
+                ents.append(span.terms.entitlement())
+            else:
+                ents.extend(span.terms.entitlements())
     return ents
 
 

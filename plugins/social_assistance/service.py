@@ -622,6 +622,8 @@ def _held(conn: Connection) -> list[dict[str, Any]]:
                 "state": r.state,
                 "registry_amount": r.registry_amount,
                 "rules_amount": r.rules_amount,
+                "registry_month": r.registry_month,
+                "rules_month": r.rules_month,
             }
         )
     return out

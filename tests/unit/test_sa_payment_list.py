@@ -619,3 +619,30 @@ def test_stopped_before_ever_listed_pays_what_was_owed_once() -> None:
         months("2020-09", "2020-09"),
     )
     assert nothing_owed[0].lines == ()
+
+
+def test_5_4_on_a_host_is_paid_as_the_whole_benefit_from_its_month() -> None:
+    host = pha(
+        so="10/QĐ-UBND", ngayKy="2025-08-05", loaiDoiTuong="5.6", mucDoKhuyetTat="nang",
+        maXa="02020",
+    )  # fmt: skip
+    parent = pha(
+        so="20/QĐ-UBND", ngayKy="2025-09-05", loai="dieu_chinh", loaiDoiTuong="5.4", soCon="2",
+        heSo="3.5", mucChuan="500000", soTienThang="1750000", tuThang="2025-09", maXa="02020",
+    )  # fmt: skip
+    lists = simulate(RULES, UNITS, [host, parent], "02020", months("2025-09", "2025-11"))
+    rows = [
+        (
+            str(pl.ky), p["loaiDoiTuong"], p.get("mucDoKhuyetTat"), p["bienDong"],
+            p["soTienThang"], p["soTienTruyLinh"], p.get("truyLinhTu"), p["maXaCu"],
+        )
+        for pl in lists
+        for p in [only(pl).to_payload()]
+    ]  # fmt: skip
+    assert rows == [
+        # built 2025-08-24: the host alone (5.6 severe, adult: 1.5 × 500,000), from 2025-08
+        ("2025-09", "5.6", "nang", "tang", 750_000, 750_000, "2025-08", "02020"),
+        # built 2025-09-24: 5.4 on the host from 2025-09 (3.5), the September difference owed
+        ("2025-10", "5.4", "nang", "dieu_chinh", 1_750_000, 1_000_000, "2025-09", "02020"),
+        ("2025-11", "5.4", "nang", "khong_doi", 1_750_000, 0, None, "02020"),
+    ]
