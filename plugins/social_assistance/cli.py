@@ -131,12 +131,14 @@ def send(
 @payments.command("held")
 @config_option
 def held_cmd(config_path: Path) -> None:
-    """Decisions held for an operator (registry amount ≠ rules)."""
+    """Decisions held for an operator (registry amount ≠ rules, or a grant starting before
+    the rules allow: both months)."""
     config = _config(config_path)
     rows = run(with_store(config, service.held))
-    click.echo(
-        table(rows, ["id", "so", "maHoSo", "ngayKy", "state", "registry_amount", "rules_amount"])
-    )
+    columns = ["id", "so", "maHoSo", "ngayKy", "state", "registry_amount", "rules_amount"]
+    if any(r.get("registry_month") for r in rows):
+        columns += ["registry_month", "rules_month"]
+    click.echo(table(rows, columns))
 
 
 @payments.command("accept")
