@@ -396,8 +396,10 @@ class _LineBuilder:
         self.sent = sent
         self.admin_units = admin_units
         self._baseline_days: dict[Month, date] = {}
+        self._unit: Commune | None = None
 
     def payment_list(self, unit: Commune, groups: list[_Group], now: datetime) -> PaymentList:
+        self._unit = unit
         code = unit.code or ""
         start = self.sent.start((code, *unit.merged_from), self.month)
         merged = self.admin_units.is_merged_list(unit, self.month)
@@ -472,9 +474,23 @@ class _LineBuilder:
             tuple(m for m, _ in carried) if carried else (),  # carried_from
             terms.payout,
             change,
-            terms.commune if merged else None,  # old_commune
+            self._old_code(group) if merged else None,  # old_commune
             (benefits[0].dossier,) if len(benefits) == 1 else tuple(b.dossier for b in benefits),
         )
+
+    def _old_code(self, group: _Group) -> str:
+        """``maXaCu``: the code the registry gave, when it is one of the old codes merged into
+        the list's commune; for a person the registry re-filed under the new code, the last
+        old code of their own decisions (their old commune); else the code as given."""
+        code = group.terms.commune
+        unit = self._unit
+        if unit is None or code in unit.merged_from:
+            return code
+        decisions = sorted(
+            (d for b in group.benefits for d in b.decisions), key=lambda d: d.order_key
+        )
+        old = [d.commune for d in decisions if d.commune in unit.merged_from]
+        return old[-1] if old else code
 
     def _prev(
         self, key: LineKey, benefits: Sequence[Benefit], start: Month, baseline_day: date

@@ -646,3 +646,18 @@ def test_5_4_on_a_host_is_paid_as_the_whole_benefit_from_its_month() -> None:
         ("2025-10", "5.4", "nang", "dieu_chinh", 1_750_000, 1_000_000, "2025-09", "02020"),
         ("2025-11", "5.4", "nang", "khong_doi", 1_750_000, 0, None, "02020"),
     ]
+
+
+def test_a_person_refiled_under_the_new_code_keeps_their_old_code_as_ma_xa_cu() -> None:
+    grant = pha_grant(maXa="02059")
+    move = pha(
+        so="300/QĐ-UBND", ngayKy="2025-07-10", loai="dieu_chinh", loaiDoiTuong="5.6",
+        mucDoKhuyetTat="nang", maXa="02014", tuThang="2025-08",
+    )  # fmt: skip
+    lists = simulate(RULES, UNITS, [grant, move], "02059", months("2025-06", "2025-09"))
+    assert [(pl.commune, only(pl).old_commune, str(only(pl).change)) for pl in lists] == [
+        ("02059", None, "khong_doi"),
+        ("02014", "02059", "khong_doi"),
+        ("02014", "02059", "khong_doi"),
+        ("02014", "02059", "khong_doi"),
+    ]
