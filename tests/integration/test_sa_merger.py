@@ -55,6 +55,7 @@ NEW_LISTS = {  # new commune -> the old codes merged into it (DOMAIN.md §6)
 MONTH_AMOUNT = 750_000  # 5.8 (1.5) × 500,000 from 2024-07
 X_SERIAL = 9059  # the person of Đồng Thắng unpaid 2025-06, 07 and 08
 Y_SERIAL = 9041  # the person of Bằng Phúc granted late (signed 2025-07-30)
+Z_SERIAL = 9060  # a person of Đồng Thắng granted late from 2025-05: arrears across the merger
 BIRTH_YEAR = 1980
 BLOCK_02014 = """[[commune]]
 code = "02014"
@@ -129,6 +130,13 @@ def payloads(config: Config) -> list[dict[str, str]]:
             hoTen="Hà Thị Mai", ngaySinh="1980-07-01", maXa="02041", loaiDoiTuong="5.8",
         )
     )  # fmt: skip
+    out.append(  # 5.6 from the certificate's month, 2025-05, decided after the merger
+        decision_payload(
+            rules, so="8/QĐ-UBND", ngayKy="2025-07-30", maHoSo="HS-Z", soDinhDanh=cccd(Z_SERIAL),
+            hoTen="Nông Văn Ba", ngaySinh="1980-08-01", maXa="02059", loaiDoiTuong="5.6",
+            mucDoKhuyetTat="nang", tuThang="2025-05",
+        )
+    )  # fmt: skip
     return out
 
 
@@ -200,7 +208,7 @@ def line_view(pl: Any, cid: str) -> tuple[Any, ...]:
 def test_old_codes_only_every_new_communes_list_line_by_line(office: Path) -> None:
     out = run_months(office, ["2025-06", "2025-07", "2025-08", "2025-09"])
     lists = out["lists"]
-    x, y = cccd(X_SERIAL), cccd(Y_SERIAL)
+    x, y, z = cccd(X_SERIAL), cccd(Y_SERIAL), cccd(Z_SERIAL)
     # 2025-06: one list per old commune, no maXaCu; X is on Đồng Thắng's
     assert sorted(lists["2025-06"]) == OLD_CODES
     for code, pl in lists["2025-06"].items():
@@ -217,7 +225,7 @@ def test_old_codes_only_every_new_communes_list_line_by_line(office: Path) -> No
         assert set(out["sent"][ky].values()) == {"sent"}, out["sent"][ky]
         for new, olds in NEW_LISTS.items():
             pl = lists[ky][new]
-            ordinary = [ln for ln in pl.lines if ln.citizen_id not in (x, y)]
+            ordinary = [ln for ln in pl.lines if ln.citizen_id not in (x, y, z)]
             assert sorted(ln.old_commune for ln in ordinary) == olds
             for line in ordinary:
                 assert line_view(pl, line.citizen_id) == (
@@ -234,10 +242,22 @@ def test_old_codes_only_every_new_communes_list_line_by_line(office: Path) -> No
     assert line_view(lists["2025-09"]["02014"], x) == (
         "02059", "khong_doi", 750_000, 0, None, None, 2_250_000
     )  # fmt: skip
-    assert [lists[k]["02014"].total_amount for k in ("2025-07", "2025-08", "2025-09")] == [
-        750_000 + 1_500_000,
-        750_000 + 2_250_000,
-        750_000 + 3_000_000,
+    # Z: 5.6 from 2025-05, decided 2025-07-30 under the old code: first listed in 2025-09 on
+    # Bạch Thông's list, with the months 05 (before the merger) to 08 as arrears, each 750,000
+    assert z not in {
+        ln.citizen_id for k in ("2025-07", "2025-08") for ln in lists[k]["02014"].lines
+    }
+    assert line_view(lists["2025-09"]["02014"], z) == (
+        "02059", "tang", 750_000, 3_000_000, "2025-05", "2025-08", 0
+    )  # fmt: skip
+    # Bạch Thông's totals: Đồng Thắng's own person (750,000) + X (+ carried) [+ Z in 09]
+    assert [
+        (lists[k]["02014"].total_people, lists[k]["02014"].total_amount)
+        for k in ("2025-07", "2025-08", "2025-09")
+    ] == [
+        (2, 750_000 + 750_000 + 750_000),
+        (2, 750_000 + 750_000 + 1_500_000),
+        (3, 750_000 + 750_000 + 2_250_000 + 750_000 + 3_000_000),
     ]
     # Y: granted from 2025-07 (signed 07-30, after the 07 and 08 build days): first listed in
     # 2025-09 as new, with 07 and 08 as arrears at their own amounts, under Đồng Phúc 01933
@@ -314,10 +334,10 @@ def test_done_when_every_new_commune_then_one_made_impossible(office: Path, tmp_
     bad = gw(office, "payments", "send", "--month", "2025-10")
     assert bad.exit_code == 3, bad.output
     [line] = [ln for ln in bad.stderr.splitlines() if ln.startswith("KHÔNG CHI TRẢ")]
-    # two people of Đồng Thắng (its own and X), 750,000 each, left unpaid
+    # three people of Đồng Thắng (its own, X and Z), 750,000 each, left unpaid
     assert line.startswith(
-        "KHÔNG CHI TRẢ / UNPAID 2025-10: xã 02059 Đồng Thắng — 2 người, 1,500,000 VND "
-        "chưa được chi trả (2 people, 1,500,000 VND left unpaid): mã xã 02059 không có trong"
+        "KHÔNG CHI TRẢ / UNPAID 2025-10: xã 02059 Đồng Thắng — 3 người, 2,250,000 VND "
+        "chưa được chi trả (3 people, 2,250,000 VND left unpaid): mã xã 02059 không có trong"
     ), line
     assert "what to do: thêm xã này" in line and "admin_units.toml" in line
     assert cccd(X_SERIAL) not in bad.output
@@ -328,7 +348,7 @@ def test_done_when_every_new_commune_then_one_made_impossible(office: Path, tmp_
             "SELECT actor, detail FROM audit_log WHERE action = 'sa_payments_send' "
             "AND target = 'ky=2025-10'"
         ).fetchall()
-    assert actor.startswith("cli") and "refused=02059 (1 lists, 2 lines, 1,500,000 VND)" in detail
+    assert actor.startswith("cli") and "refused=02059 (1 lists, 3 lines, 2,250,000 VND)" in detail
     assert "sent=" in detail and "7 lists" in detail
 
     # put it back: the same command builds it and the alert is resolved
@@ -404,7 +424,10 @@ async def test_the_dashboard_alert_until_resolved(tmp_path: Path, aiohttp_client
             )
         ).all()
     assert [r[0] for r in rows] == ["test", "web:ops"]
-    assert "sent=02014 (1 lists, 2 lines, 1,500,000 VND)" in rows[1][1]
+    # sent today, when Z's decision (signed 2025-07-30) is known: Z is on it with 05 and 06 as
+    # arrears; Y's makes Đồng Phúc's list differ from the one sent (not resent: next list)
+    assert "sent=02014 (1 lists, 3 lines, 3,750,000 VND)" in rows[1][1]
+    assert "changed=01933 (1 lists, 2 lines, 1,500,000 VND)" in rows[1][1]
 
 
 def _tokens_toml() -> str:
