@@ -142,17 +142,15 @@ class AdminUnits:
                     )
                 continue
             later = [
-                old
+                old_unit
                 for c in self._by_code.get(code, ())
                 if c.start is not None and month.first_day < c.start
                 for old in c.merged_from
                 if (old_unit := self.commune(old, month)) is not None
             ]
             if later:
-                for old in later:
-                    old_unit = self.commune(old, month)
-                    assert old_unit is not None and old_unit.code is not None
-                    found[old_unit.code] = old_unit
+                for old_unit in later:
+                    found[old_unit.code or ""] = old_unit
                 continue
             problems.append(Unplaceable(code, self.name_of(code), _unknown(self.path, code, month)))
         return found, problems

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
-from gateway.config import Config
+from gateway.api import Config, Gateway, get_logger
 from gateway.hookspecs import JobContext, RegisterJob
-from gateway.log import get_logger
 from gateway.model import VN_TZ, now_vn
-from gateway.web.keys import CONFIG, ENGINE, PLUGINS, STORE, need
 from plugins.social_assistance import service
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import load_settings
@@ -43,13 +41,13 @@ async def build_on_payment_day(ctx: JobContext, now: datetime | None = None) -> 
     if now.day < domain.settings.payment_day:
         return
     month = Month.of(now.date()) + 1
-    store = need(app, STORE)
+    gw = Gateway.of(app)
     midnight = datetime.combine(now.date(), time.min, VN_TZ).timestamp()
-    state = await service.month_state(store, month, midnight)
+    state = await service.month_state(gw.store, month, midnight)
     if state.complete or state.tried_since:
         return  # every list is sent, or today's try is done
     results = await service.send_month(
-        store, need(app, CONFIG), need(app, PLUGINS), domain, month, now=now, actor=ACTOR
+        gw.store, gw.config, gw.plugins, domain, month, now=now, actor=ACTOR
     )
     sent = [r for r in results if r.status == "sent"]
     missing = [r for r in results if r.unpaid]
@@ -69,7 +67,6 @@ async def build_on_payment_day(ctx: JobContext, now: datetime | None = None) -> 
             unpaid_vnd=sum(r.total for r in missing),
             retry=f"daily until {month} starts (mỗi ngày cho đến đầu kỳ {month})",
         )
-    engine = app.get(ENGINE)
-    if engine is not None and sent:
-        engine.wake(None)
+    if sent:
+        gw.wake()
     await refresh_metric(app)

@@ -22,15 +22,21 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway.config import Config
-from gateway.engine.intake import Intake
-from gateway.log import get_logger, mask_text
+from gateway.api import (
+    Config,
+    MessageRejected,
+    Plugins,
+    PreparedMessage,
+    audit_in,
+    delivery_statuses,
+    emit_in,
+    first_payloads,
+    get_logger,
+    mask_text,
+    prepare_message,
+)
+from gateway.api import PluginStore as Store
 from gateway.model import VN_TZ, Message, now_vn
-from gateway.plugins import Plugins
-from gateway.routing import RouteTable
-from gateway.store import Store
-from gateway.store import writes as core_writes
-from gateway.store.tables import audit_log, deliveries, messages
 from plugins.social_assistance.history import LineOutcome
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.payment_list import (
@@ -65,7 +71,7 @@ from plugins.social_assistance.storage import (
     result_payloads,
     sent_history,
 )
-from plugins.social_assistance.tables import sa_alerts, sa_lists
+from plugins.social_assistance.tables import sa_alerts, sa_lists, sa_send_runs
 
 log = get_logger("plugins.social_assistance.service")
 SOURCE = "social_assistance"
@@ -172,22 +178,28 @@ def build_lists(
     )
 
 
-def _record_and_queue(
-    conn: Connection, payment_list: PaymentList, item_for: Callable[[Message], Any], now: float
-) -> str:
-    """One transaction: the sa_lists row and the payment.list message with its deliveries."""
+def list_message(payment_list: PaymentList) -> Message:
+    """The ``payment.list`` message of one commune's list."""
     payload = payment_list.to_payload()
     ky, code, lan = payload["ky"], payload["maXa"], payload["lanGui"]
-    message = Message(
+    return Message(
         event=EVENT_LIST,
         external_id=f"{ky}:{code}:{lan}",
         payload=payload,
         dossier_key=f"{ky}:{code}",
         source=SOURCE,
         ref=f"{ky}:{code}",
-    ).normalised()
-    message.source = SOURCE
-    result = core_writes.ingest(conn, [item_for(message)], now)[0]
+    )
+
+
+def _record_and_queue(
+    conn: Connection, payment_list: PaymentList, prepared: PreparedMessage, now: float
+) -> str:
+    """One transaction: the sa_lists row and the payment.list message with its deliveries
+    (through the gateway's one intake: same dedupe and per-dossier ordering locks)."""
+    payload = payment_list.to_payload()
+    ky, code, lan = payload["ky"], payload["maXa"], payload["lanGui"]
+    result = emit_in(conn, prepared, now)
     conn.execute(
         sa_lists.insert().values(
             ky=ky,
@@ -242,7 +254,6 @@ async def send_month(
         registry_codes = set(configured)
         for code in [*configured, *selected]:
             registry_codes.update(units.old_codes_of(code))
-    intake = Intake(config, plugins, RouteTable(config.routes))
     out: dict[str, CommuneResult] = {}
 
     def done(res: CommuneResult) -> None:
@@ -274,9 +285,12 @@ async def send_month(
         res.name = units.name_of(built.commune)
         if res.status == "sent" and not dry_run:
             try:
-                await store.write(_record_and_queue, built, intake.item_for, time.time())
+                prepared = await prepare_message(config, plugins, SOURCE, list_message(built))
+                await store.write(_record_and_queue, built, prepared, time.time())
             except PaymentListError as exc:
                 res.status, res.reason = "refused", str(exc)
+            except MessageRejected as exc:
+                res.status, res.reason = "refused", "; ".join(exc.errors)
             except Exception as exc:  # any failure is reported, never skipped
                 res.status = "failed"
                 res.reason = mask_text(f"{type(exc).__name__}: {exc}").replace("\n", " ")
@@ -353,7 +367,12 @@ def _after_run(
             conn.execute(
                 update(sa_alerts).where(a.id == row.id).values(resolved_at=now, resolved_by=actor)
             )
-    core_writes.audit(conn, [(actor, AUDIT_SEND, f"ky={ky}", _audit_detail(results, scope))], now)
+    conn.execute(
+        insert(sa_send_runs).values(
+            ky=ky, at=now, actor=actor, whole_scope=int(scope is None), unpaid=len(failing)
+        )
+    )
+    audit_in(conn, [(actor, AUDIT_SEND, f"ky={ky}", _audit_detail(results, scope))], now)
 
 
 AUDIT_SEND = "sa_payments_send"
@@ -418,13 +437,11 @@ class MonthState:
 
 
 def _month_state(conn: Connection, ky: str, since: float) -> MonthState:
-    al = audit_log.c
-    runs = conn.execute(
-        select(al.at, al.detail).where(al.action == AUDIT_SEND, al.target == f"ky={ky}")
-    ).all()
+    r = sa_send_runs.c
+    runs = conn.execute(select(r.at, r.whole_scope).where(r.ky == ky)).all()
     opened = tuple(_open_alerts(conn, ky))
-    whole = any(str(r.detail).startswith("scope=all") for r in runs)
-    return MonthState(whole and not opened, any(r.at >= since for r in runs), opened)
+    whole = any(run.whole_scope for run in runs)
+    return MonthState(whole and not opened, any(run.at >= since for run in runs), opened)
 
 
 async def month_state(store: Store, month: Month, since: float) -> MonthState:
@@ -455,20 +472,7 @@ def _report_data(conn: Connection, domain: Domain, ky: str) -> dict[str, Any]:
 
 def _received_dossiers(conn: Connection, keys: set[str]) -> dict[str, dict[str, Any]]:
     """The one-stop-shop's dossier.received payloads by MaHoSo (first revision)."""
-    m = messages.c
-    found: dict[str, dict[str, Any]] = {}
-    if not keys:
-        return found
-    key_list = sorted(keys)
-    for i in range(0, len(key_list), 500):
-        rows = conn.execute(
-            select(m.dossier_key, m.payload)
-            .where(m.event == "dossier.received", m.dossier_key.in_(key_list[i : i + 500]))
-            .order_by(m.id)
-        )
-        for row in rows:
-            found.setdefault(row.dossier_key, json.loads(row.payload))
-    return found
+    return first_payloads(conn, "dossier.received", keys)
 
 
 def _vn_datetime(text: str) -> datetime | None:
@@ -576,17 +580,7 @@ async def monthly(store: Store, domain: Domain, month: Month) -> dict[str, Any]:
 def _overview(conn: Connection, domain: Domain, ky: str) -> list[dict[str, Any]]:
     rows = latest_rows(list_rows(conn, ky=ky))
     outcomes = outcomes_by_list(conn, domain.rules)
-    status_by_uid: dict[str, str] = {}
-    uids = [r.message_uid for r in rows.values()]
-    if uids:
-        m, d = messages.c, deliveries.c
-        q = (
-            select(m.uid, d.status)
-            .select_from(messages.join(deliveries, d.message_id == m.id))
-            .where(m.uid.in_(uids))
-        )
-        for uid, status in conn.execute(q):
-            status_by_uid[uid] = status
+    status_by_uid = delivery_statuses(conn, [r.message_uid for r in rows.values()])
     out = []
     for (k, code), row in sorted(rows.items()):
         found = outcomes.get((k, code), [])

@@ -1,7 +1,7 @@
 """Persistence of the plugin: settings, (de)serialisation of lists, and the sync read/write
 functions over the ``sa_`` tables.
 
-Writes are plain functions ``fn(conn, ...)`` run by :meth:`gateway.store.Store.write` (one
+Writes are plain functions ``fn(conn, ...)`` run by ``PluginStore.write`` (:mod:`gateway.api`; one
 transaction); reads are the same kind of functions run on the read engine with
 :func:`read` (``AsyncConnection.run_sync``), so a write can reuse them inside its own
 transaction.
@@ -23,10 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway.config import Config, ConfigError
+from gateway.api import Config, ConfigError, audit_in
+from gateway.api import PluginStore as Store
 from gateway.model import canonical_json
-from gateway.store import Store
-from gateway.store import writes as core_writes
 from plugins.social_assistance._toml import RulesError
 from plugins.social_assistance.admin_units import (
     DEFAULT_ADMIN_UNITS_PATH,
@@ -287,7 +286,7 @@ def _release_held(conn: Connection, dossier: str, rules: Rules, now: float) -> N
             .where(d.id == row.id)
             .values(state="applied", registry_amount=None, rules_amount=None)
         )
-        core_writes.audit(
+        audit_in(
             conn,
             [
                 (
@@ -327,7 +326,7 @@ def accept_decision(
         figures.append(f"registry {row.registry_amount:,} VND, rules {row.rules_amount:,} VND")
     if row.registry_month is not None:
         figures.append(f"starts {row.registry_month} (registry), {row.rules_month} (rules)")
-    core_writes.audit(
+    audit_in(
         conn,
         [
             (
@@ -473,8 +472,7 @@ def store_result(conn: Connection, payload: Mapping[str, Any], now: float) -> bo
 
 async def read(store: Store, fn: Callable[..., T], *args: Any) -> T:
     """Run a sync read function on the store's read engine."""
-    async with store.reader.connect() as conn:
-        return await conn.run_sync(fn, *args)
+    return await store.read(fn, *args)
 
 
 def epoch(value: datetime) -> float:

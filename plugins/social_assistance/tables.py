@@ -80,3 +80,16 @@ sa_alerts = Table(
     Column("resolved_at", Float),
     Column("resolved_by", String(128)),
 )
+
+#: every send of a month that was not a dry run (what the payment-day job reads: whether a
+#: whole-scope send ran, and when the last one did); the same is in the audit log
+sa_send_runs = Table(
+    "sa_send_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ky", String(7), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("whole_scope", Integer, nullable=False),  # 1: every configured commune
+    Column("unpaid", Integer, nullable=False),  # communes left unpaid by this run
+)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner, Result
+from sa_fixtures import decision_payload, payer_result
 
 from gateway.cli import build_cli
 from gateway.cli.common import run, with_store
@@ -33,7 +34,6 @@ from gateway.web.app import create_app
 from plugins.social_assistance import service
 from plugins.social_assistance.admin_units import DEFAULT_ADMIN_UNITS_PATH
 from plugins.social_assistance.connector import SocialAssistanceConnector
-from plugins.social_assistance.fixtures import decision_payload, payer_result
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import list_from_row, list_rows, load_domain, read
 from plugins.vn_common.cccd import make_cccd

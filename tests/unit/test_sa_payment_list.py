@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sa_fixtures import decision, simulate
 
 from gateway.model import VN_TZ
 from plugins.social_assistance.admin_units import DEFAULT_ADMIN_UNITS_PATH
-from plugins.social_assistance.fixtures import decision, simulate
 from plugins.social_assistance.history import PaidHistory, SentHistory
 from plugins.social_assistance.month import Month, month_range
 from plugins.social_assistance.payment_list import (

@@ -1,4 +1,5 @@
-"""social_assistance: open alerts for lists not built or sent; months of early-start holds.
+"""social_assistance: open alerts for lists not built or sent, the sends of each month, and
+the months of early-start holds.
 
 Revision ID: sa0002
 Revises: sa0001
@@ -32,6 +33,16 @@ def upgrade() -> None:
         sa.Column("resolved_by", sa.String(128)),
     )
     op.create_index("ix_sa_alerts_ky", "sa_alerts", ["ky", "ma_xa"])
+    op.create_table(
+        "sa_send_runs",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("ky", sa.String(7), nullable=False),
+        sa.Column("at", sa.Float, nullable=False),
+        sa.Column("actor", sa.String(128), nullable=False),
+        sa.Column("whole_scope", sa.Integer, nullable=False),
+        sa.Column("unpaid", sa.Integer, nullable=False),
+    )
+    op.create_index("ix_sa_send_runs_ky", "sa_send_runs", ["ky"])
     with op.batch_alter_table("sa_decisions") as batch:
         batch.add_column(sa.Column("registry_month", sa.String(7)))
         batch.add_column(sa.Column("rules_month", sa.String(7)))
@@ -41,5 +52,7 @@ def downgrade() -> None:
     with op.batch_alter_table("sa_decisions") as batch:
         batch.drop_column("rules_month")
         batch.drop_column("registry_month")
+    op.drop_index("ix_sa_send_runs_ky", "sa_send_runs")
+    op.drop_table("sa_send_runs")
     op.drop_index("ix_sa_alerts_ky", "sa_alerts")
     op.drop_table("sa_alerts")
