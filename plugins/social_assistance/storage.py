@@ -334,12 +334,19 @@ def accept_decision(
                 "sa_accept_figure",
                 f"{row.ma_ho_so} {row.so}",
                 f"figure={figure}; ky={payload.get('tuThang')}; maXa={payload.get('maXa')}; "
-                f"1 line; {'; '.join(figures)}",
+                f"1 line; {_vnd(payload.get('soTienThang'))} a month as decided; "
+                f"{'; '.join(figures)}",
             )
         ],
         now,
     )
     return {"id": row_id, "so": row.so, "maHoSo": row.ma_ho_so, "figure": figure}
+
+
+def _vnd(value: Any) -> str:
+    """``1,750,000 VND`` (the decision's stated amount; "0 VND" when it states none)."""
+    text = str(value or "0")
+    return f"{int(text):,} VND" if text.isdigit() else f"{text} VND"
 
 
 def decision_rows(conn: Connection, states: Iterable[str] | None = None) -> list[Any]:

@@ -124,7 +124,7 @@ def test_an_early_grant_is_held_with_both_months_then_accepted_and_audited(cfg: 
     [(actor, target, detail)] = audit(cfg, "sa_accept_figure")
     assert (actor, target) == ("chi.hoa", "HS-P 7/QĐ-UBND")
     assert detail == (
-        "figure=registry; ky=2020-06; maXa=02020; 1 line; "
+        "figure=registry; ky=2020-06; maXa=02020; 1 line; 405,000 VND a month as decided; "
         "starts 2020-06 (registry), 2020-08 (rules)"
     )
     assert gw(cfg, "payments", "held").output.count("7/QĐ-UBND") == 0

@@ -75,13 +75,16 @@ def serial_of(code: str) -> int:
     return int(code)  # one person per old commune, numbered by its code
 
 
-def write_config(tmp_path: Path, *, units: str = "admin_units.toml") -> Path:
+def write_config(
+    tmp_path: Path, *, units: str = "admin_units.toml", database: str | None = None
+) -> Path:
     codes = ", ".join(f'"{c}"' for c in OLD_CODES)
     path = tmp_path / "gateway.toml"
+    database = database or f"sqlite:///{tmp_path / 'gw.db'}"
     path.write_text(
         f"""\
 [gateway]
-database = "sqlite:///{tmp_path / "gw.db"}"
+database = "{database}"
 node_id = "merger"
 
 [systems.social_assistance]
@@ -205,7 +208,13 @@ def line_view(pl: Any, cid: str) -> tuple[Any, ...]:
     )
 
 
-def test_old_codes_only_every_new_communes_list_line_by_line(office: Path) -> None:
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"])
+def test_old_codes_only_every_new_communes_list_line_by_line(
+    db: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    shutil.copy(DEFAULT_ADMIN_UNITS_PATH, tmp_path / "admin_units.toml")
+    url = request.getfixturevalue("postgres_url") if db == "postgresql" else None
+    office = write_config(tmp_path, database=url)
     out = run_months(office, ["2025-06", "2025-07", "2025-08", "2025-09"])
     lists = out["lists"]
     x, y, z = cccd(X_SERIAL), cccd(Y_SERIAL), cccd(Z_SERIAL)

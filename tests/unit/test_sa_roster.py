@@ -513,3 +513,17 @@ def test_5_4_on_a_category_it_does_not_add_to_is_5_4_alone() -> None:
     parent = single_parent(dossier="HS-C", birth="2005-05-05", heSo="2.0", soTienThang="1000000")
     assert decision_host(RULES, [child], parent) is None
     assert build_roster(RULES, [child, parent]).held == ()
+
+
+def test_a_new_number_of_children_keeps_the_host() -> None:
+    three = single_parent(
+        so="30/QĐ-UBND", ngayKy="2025-10-05", tuThang="2025-10", soCon="3", heSo="4.5",
+        soTienThang="2250000",
+    )  # fmt: skip
+    roster = build_roster(RULES, [host_grant(), single_parent(), three])
+    assert roster.held == ()
+    terms = roster.benefits[0].payable(Month(2025, 10))
+    assert terms is not None and (terms.host, terms.children) == ("5.6", 3)
+    from plugins.social_assistance.amounts import monthly_amount
+
+    assert monthly_amount(RULES, terms.entitlements(), Month(2025, 10)) == 2_250_000
