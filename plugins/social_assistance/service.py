@@ -134,8 +134,9 @@ def _hint(status: str, reason: str, month: Month) -> str:
             "(the list could not be recorded: check the database, then send again)"
         )
     return (
-        f"danh sách không khớp nên không gửi: báo quản trị viên, sửa rồi chạy lại {again} "
-        "(the list does not add up and was not sent: report it, fix it, then send again)"
+        f"danh sách bị từ chối nên không gửi: báo quản trị viên, sửa rồi chạy lại {again} "
+        "(the list was refused — it does not add up, or a check refused it — and was not "
+        "sent: report it, fix it, then send again)"
     )
 
 
