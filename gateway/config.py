@@ -129,6 +129,9 @@ class SystemConfig(BaseModel):
     tls: TlsSettings = TlsSettings()
     proxy: str = ""
     poll_interval: float | None = Field(default=None, gt=0)
+    #: a 3xx answer is never followed (the document would go to another host); it fails the
+    #: attempt, for good (``permanent``) or to be tried again later (``retry``)
+    redirects: Literal["permanent", "retry"] = "permanent"
 
     @property
     def options(self) -> dict[str, Any]:
