@@ -75,6 +75,22 @@ class LimitsSection(_Strict):
     client_idle_timeout: float = Field(default=15.0, gt=0)
     #: seconds a client may take to send an inbound body once its headers arrived
     body_timeout: float = Field(default=20.0, gt=0)
+    #: bytes of inbound bodies not yet verified (HMAC) held in memory at once, across all
+    #: requests (default 2 × max_body_bytes) and per system (default max_body_bytes); beyond
+    #: them intake answers 503 with Retry-After before reading. A body sent without
+    #: Content-Length counts as max_body_bytes while it is read.
+    unsigned_bytes: int | None = Field(default=None, gt=0)
+    unsigned_bytes_per_system: int | None = Field(default=None, gt=0)
+    #: nesting depth of an inbound item's JSON beyond which it is refused (400)
+    max_nesting_depth: int = Field(default=32, ge=4, le=256)
+
+    @property
+    def unsigned_total(self) -> int:
+        return self.unsigned_bytes or 2 * self.max_body_bytes
+
+    @property
+    def unsigned_per_system(self) -> int:
+        return self.unsigned_bytes_per_system or self.max_body_bytes
 
 
 class TokenSection(_Strict):
@@ -222,6 +238,18 @@ def config_from_dict(data: dict[str, Any], path: Path | str = "<memory>") -> Con
 
 
 def _check_references(config: Config, path: Path) -> None:
+    limits = config.limits
+    for key, value in (
+        ("unsigned_bytes", limits.unsigned_total),
+        ("unsigned_bytes_per_system", limits.unsigned_per_system),
+    ):
+        if value < limits.max_body_bytes:
+            raise ConfigError(
+                path,
+                f"limits.{key}",
+                f"{value} is less than limits.max_body_bytes ({limits.max_body_bytes}): "
+                "the largest allowed body could never be read",
+            )
     for i, route in enumerate(config.routes):
         for j, target in enumerate(route.to):
             if target not in config.systems:

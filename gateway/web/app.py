@@ -78,6 +78,9 @@ def create_app(config: Config, *, plugins: Plugins | None = None) -> web.Applica
     app[PLUGINS] = plugins
     app[METRICS] = Metrics()
     app[CONNECTORS] = build_connectors(config, plugins)
+    app[inbound.BUDGET] = inbound.UnsignedBudget(
+        config.limits.unsigned_total, config.limits.unsigned_per_system
+    )
     app.router.add_post("/inbound/{system}", inbound.inbound)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)

@@ -18,14 +18,17 @@ each tried against real loopback servers and refused:
 from __future__ import annotations
 
 import asyncio
-import json
+import io
+import os
+import secrets
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from conftest import make_config, signed, wait_for
 
 from gateway.config import config_from_dict
 from gateway.model import Message, OutboundRequest, PermanentError, RetryableError
@@ -33,7 +36,13 @@ from gateway.store import DeliveryFilter
 from gateway.web.app import RedirectRefused, _no_redirects, create_app
 from gateway.web.keys import STORE
 
-from conftest import make_config, signed, wait_for
+from .reliability_kit import (
+    GatewayProcess,
+    Receiver,
+    free_port,
+    gateway_config,
+    write_config,
+)
 
 REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -190,4 +199,260 @@ async def test_the_apps_session_refuses_redirects_for_a_plugin_that_forgot(
     assert not elsewhere.seen
 
 
-_ = (asyncio, json, TestServer)
+# -- finding 2: unsigned bodies cannot exhaust memory ------------------------------------------
+FLOOD_CONNECTIONS = 30
+FLOOD_BODY = 10_000_000  # under the default limits.max_body_bytes (10 MiB)
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+async def raw_request(port: int, head: str, body: bytes = b"", read_timeout: float = 10) -> bytes:
+    """One request written byte for byte (headers no client library would send); the answer's
+    status line and headers (and what of the body arrived)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head.encode("utf-8", "surrogateescape") + b"\r\n\r\n" + body)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(65536), read_timeout)
+    finally:
+        writer.close()
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+@pytest.fixture
+async def child(tmp_path: Path) -> Any:
+    receiver = Receiver()
+    await receiver.start()
+    port = free_port()
+    cfg = write_config(tmp_path, gateway_config(tmp_path, port, {"dst": receiver.url}))
+    gw = GatewayProcess(cfg, port, "flood")
+    await gw.start()
+    try:
+        yield gw
+    finally:
+        await gw.stop()
+        await receiver.stop()
+
+
+FLOODS = {
+    "no signature headers": lambda: {},
+    "a fresh timestamp and a random signature": lambda: {
+        "X-Timestamp": str(int(time.time())),
+        "X-Signature": "sha256=" + secrets.token_hex(32),
+    },
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flood", list(FLOODS))
+async def test_an_unsigned_flood_of_10mb_bodies_does_not_grow_memory(
+    child: GatewayProcess, flood: str, tally: Any
+) -> None:
+    assert child.proc is not None
+    pid = child.proc.pid
+    body = os.urandom(FLOOD_BODY)
+    before = rss_kb(pid)
+    peak = before
+    done = asyncio.Event()
+
+    async def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_kb(pid))
+            await asyncio.sleep(0.01)
+
+    answers: dict[Any, int] = {}
+    retry_after: set[str] = set()
+    sampler = asyncio.create_task(sample())
+    t0 = time.monotonic()
+    timeout = aiohttp.ClientTimeout(total=90)
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=FLOOD_CONNECTIONS, force_close=True), timeout=timeout
+    ) as session:
+
+        async def one() -> None:
+            headers = {"Content-Type": "application/json", **FLOODS[flood]()}
+            try:
+                async with session.post(
+                    f"{child.url}/inbound/src", data=io.BytesIO(body), headers=headers
+                ) as resp:
+                    await resp.read()
+                    answers[resp.status] = answers.get(resp.status, 0) + 1
+                    if resp.status == 503:
+                        retry_after.add(resp.headers.get("Retry-After", ""))
+            except (aiohttp.ClientError, OSError) as exc:
+                answers[type(exc).__name__] = answers.get(type(exc).__name__, 0) + 1
+
+        await asyncio.gather(*(one() for _ in range(FLOOD_CONNECTIONS)))
+    took = time.monotonic() - t0
+    done.set()
+    await sampler
+    peak = max(peak, rss_kb(pid))
+    growth_mb = (peak - before) / 1024
+    async with aiohttp.ClientSession() as session, session.get(f"{child.url}/healthz") as resp:
+        healthy = resp.status == 200  # still serving
+    ok = growth_mb < 50 and healthy and set(answers) <= {401, 503} and "" not in retry_after
+    tally.add(
+        "Unsigned bodies cannot exhaust memory (issue 14 #2)",
+        f"{FLOOD_CONNECTIONS} connections at once, each a 10 MB unsigned body ({flood}), "
+        "against a gateway run child",
+        FLOOD_CONNECTIONS,
+        "requests",
+        f"answers {answers}; RSS {before / 1024:.0f} MB → peak {peak / 1024:.0f} MB "
+        f"(+{growth_mb:.1f} MB, bound 50); {took:.1f} s",
+        ok=ok,
+        growth_mb=round(growth_mb, 1),
+    )
+    assert set(answers) <= {401, 503}, answers
+    assert "" not in retry_after, "a 503 without Retry-After"
+    assert growth_mb < 50, f"RSS grew {growth_mb:.1f} MB under an unsigned flood"
+    assert healthy
+
+
+async def test_refusals_come_before_the_body_is_read(child: GatewayProcess, tally: Any) -> None:
+    """Answers arrive while the client has sent only the headers: nothing waits for a body."""
+    now = str(int(time.time()))
+    sig = "sha256=" + "0" * 64
+    cases = {
+        "no signature, 1 GB announced": (
+            "Content-Length: 1000000000\r\nContent-Type: application/json",
+            401,
+        ),
+        "stale timestamp, 5 MB announced": (
+            "Content-Length: 5000000\r\nContent-Type: application/json\r\n"
+            f"X-Timestamp: {int(time.time()) - 3600}\r\nX-Signature: {sig}",
+            401,
+        ),
+        "signed headers, 1 GB Content-Length": (
+            "Content-Length: 1000000000\r\nContent-Type: application/json\r\n"
+            f"X-Timestamp: {now}\r\nX-Signature: {sig}",
+            413,
+        ),
+    }
+    got: dict[str, int] = {}
+    for name, (headers, _) in cases.items():
+        t0 = time.monotonic()
+        answer = await raw_request(
+            child.port, f"POST /inbound/src HTTP/1.1\r\nHost: x\r\n{headers}", read_timeout=5
+        )
+        got[name] = status_of(answer)
+        assert time.monotonic() - t0 < 5
+    ok = all(got[n] == want for n, (_, want) in cases.items())
+    tally.add(
+        "Unsigned bodies cannot exhaust memory (issue 14 #2)",
+        "headers only (no body sent): " + "; ".join(cases),
+        len(cases),
+        "requests",
+        f"answered before any body byte: {got}",
+        ok=ok,
+    )
+    assert ok, got
+
+
+# -- finding 3: metric labels do not come from the URL -----------------------------------------
+async def test_unknown_systems_share_one_metric_label(gateway_factory: Any, tally: Any) -> None:
+    client = await gateway_factory()
+    before = len(await (await client.get("/metrics")).read())
+    n = 500
+    statuses: set[int] = set()
+    for i in range(n):
+        name = f"nobody-{i}-" + "x" * 200
+        resp = await client.post(f"/inbound/{name}", data=b"{}")
+        statuses.add(resp.status)
+    text = (await (await client.get("/metrics")).read()).decode()
+    growth = len(text) - before
+    ok = statuses == {404} and "nobody-" not in text and growth < 2000
+    tally.add(
+        "Metric labels never come from the URL (issue 14 #3)",
+        f"POST /inbound/<name> with {n} different unknown names (200+ characters each)",
+        n,
+        "requests",
+        f"/metrics grew {growth} bytes; unknown names in it: {'nobody-' in text}",
+        ok=ok,
+    )
+    assert statuses == {404}
+    assert "nobody-" not in text
+    assert f'gateway_intake_requests_total{{status="404",system="_unknown"}} {n}.0' in text
+    assert growth < 2000, growth
+
+
+# -- finding 10: non-ASCII credentials are refusals, never 500 ---------------------------------
+NON_ASCII = ("é" * 43, "\udcff\udcfe" * 10, "ｓｈａ２５６", "\u0000x")
+
+
+def _cookie_case(name: str, value: str) -> str:
+    return f"GET /dead HTTP/1.1\r\nHost: x\r\nCookie: {name}={value}"
+
+
+async def test_non_ascii_credentials_are_refused_not_500(gateway_factory: Any, tally: Any) -> None:
+    from gateway.testing.admin import sign_in, token_config
+
+    client = await gateway_factory(tokens=token_config())
+    port = client.port
+    now = str(int(time.time()))
+    cases: dict[str, tuple[str, bytes, set[int]]] = {}
+    for i, junk in enumerate(NON_ASCII):
+        if "\u0000" in junk:
+            continue  # not a header character at all: the HTTP parser's business
+        cases[f"X-Signature sha256=<non-ASCII #{i}>"] = (
+            "POST /inbound/src HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 2\r\nX-Timestamp: {now}\r\nX-Signature: sha256={junk}",
+            b"{}",
+            {401},
+        )
+        cases[f"session cookie <non-ASCII #{i}>.<non-ASCII>"] = (
+            _cookie_case("gw_session", f"{junk}.{junk}"),
+            b"",
+            {303},
+        )
+        cases[f"session cookie <base64>.<non-ASCII #{i}>"] = (
+            _cookie_case("gw_session", f"eyJuIjoiY2hpZWYifQ.{junk}"),
+            b"",
+            {303},
+        )
+        cases[f"Bearer <non-ASCII #{i}>"] = (
+            f"GET /api/v1/deliveries HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {junk}",
+            b"",
+            {401},
+        )
+        form = f"csrf={junk}&token=abc".encode("utf-8", "surrogateescape")
+        cases[f"sign-in cookie and csrf <non-ASCII #{i}>"] = (
+            "POST /signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+            f"\r\nCookie: gw_signin={junk}.{junk}\r\nContent-Length: {len(form)}",
+            form,
+            {403},
+        )
+    got: dict[str, int] = {}
+    for name, (head, body, _) in cases.items():
+        got[name] = status_of(await raw_request(port, head, body))
+    # csrf of a signed-in session, non-ASCII (through the client: the session cookie is real)
+    await sign_in(client, "operator")
+    for i, junk in enumerate(NON_ASCII):
+        resp = await client.post(
+            "/dead/retry",
+            data=b"csrf=" + junk.encode("utf-8", "surrogateescape"),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            allow_redirects=False,
+        )
+        got[f"signed-in form with csrf <non-ASCII #{i}>"] = resp.status
+        cases[f"signed-in form with csrf <non-ASCII #{i}>"] = ("", b"", {403})
+    bad = {n: s for n, s in got.items() if s not in cases[n][2]}
+    tally.add(
+        "Non-ASCII credentials are refusals, never a 500 (issue 14 #10)",
+        "non-ASCII and undecodable bytes in X-Signature, the session and sign-in cookies, "
+        "csrf fields and bearer tokens",
+        len(got),
+        "requests",
+        f"statuses {sorted(set(got.values()))}; unexpected: {bad or 'none'}",
+        ok=not bad,
+    )
+    assert not bad, bad

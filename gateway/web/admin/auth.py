@@ -101,7 +101,7 @@ class TokenTable:
 
     def match(self, presented: str) -> TokenEntry | None:
         """The entry whose token this is; every digest is compared (no early exit)."""
-        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
         found: TokenEntry | None = None
         for entry in self.entries:
             if hmac.compare_digest(entry.digest, digest):
@@ -110,6 +110,14 @@ class TokenTable:
 
     def by_name(self, name: str) -> TokenEntry | None:
         return next((e for e in self.entries if e.name == name), None)
+
+
+def same(presented: str, expected: str) -> bool:
+    """Constant-time comparison of a presented credential, whatever characters it holds
+    (``hmac.compare_digest`` raises on non-ASCII ``str``: a 500 instead of a refusal)."""
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def _b64(data: bytes) -> str:
@@ -136,7 +144,8 @@ class Auth:
 
     # -- signing ---------------------------------------------------------------------------
     def _sign(self, purpose: str, data: str) -> str:
-        return _b64(hmac.new(self.secret, f"{purpose}:{data}".encode(), hashlib.sha256).digest())
+        text = f"{purpose}:{data}".encode("utf-8", "surrogatepass")  # a cookie may hold anything
+        return _b64(hmac.new(self.secret, text, hashlib.sha256).digest())
 
     def _fingerprint(self, entry: TokenEntry) -> str:
         """Changes when the token changes, so a rotated token ends its sessions."""
@@ -161,7 +170,7 @@ class Auth:
         if not cookie or cookie.count(".") != 1:
             return None
         data, sig = cookie.split(".")
-        if not hmac.compare_digest(sig, self._sign("session", data)):
+        if not same(sig, self._sign("session", data)):
             return None
         try:
             body = json.loads(_unb64(data))
@@ -189,7 +198,7 @@ class Auth:
         if not cookie or cookie.count(".") != 1:
             return None
         nonce, sig = cookie.split(".")
-        return nonce if hmac.compare_digest(sig, self._sign("signin", nonce)) else None
+        return nonce if same(sig, self._sign("signin", nonce)) else None
 
     # -- access policy -----------------------------------------------------------------------
     def access(self, canonical: str, method: str) -> Access | None:
@@ -268,12 +277,15 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def _csrf_ok(request: web.Request, auth: Auth, who: Principal | None) -> bool:
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:  # a body that is not UTF-8 (UnicodeDecodeError) or not a form
+        return False
     sent = form.get("csrf")
     expected = (
         who.csrf if who is not None else auth.signin_expected(request.cookies.get(SIGNIN_COOKIE))
     )
-    return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent, expected or "")
+    return isinstance(sent, str) and bool(expected) and same(sent, expected or "")
 
 
 def _count_refusal(request: web.Request, reason: str) -> None:
