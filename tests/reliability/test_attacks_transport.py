@@ -456,3 +456,102 @@ async def test_non_ascii_credentials_are_refused_not_500(gateway_factory: Any, t
         ok=not bad,
     )
     assert not bad, bad
+
+
+# -- finding 6: no stored denial of service by nesting -----------------------------------------
+def deep_json(depth: int, kind: str) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"k": value}
+    return value
+
+
+def refusing_app() -> web.Application:
+    app = web.Application()
+
+    async def refuse(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"error": "no"}, status=422)
+
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("depth", "kind"),
+    [(31, "object"), (33, "object"), (600, "object"), (600, "list"), (900, "list")],
+)
+async def test_intake_refuses_items_nested_beyond_the_bound(
+    depth: int, kind: str, gateway_factory: Any, tally: Any
+) -> None:
+    client = await gateway_factory()
+    item = {"id": f"D{depth}", "key": f"D{depth}", "extra": deep_json(depth, kind)}
+    body, headers = signed({"data": [item]})
+    resp = await client.post("/inbound/src", data=body, headers=headers)
+    answer = await resp.json()
+    stored_rows = await client.app[STORE].list_deliveries(DeliveryFilter(), limit=10)
+    # the item is its own level, "extra" is one more: 31 levels under it make 32
+    want = 202 if depth + 1 <= 32 else 400
+    ok = resp.status == want and (want == 202 or not stored_rows)
+    tally.add(
+        "No stored denial of service by nesting (issue 14 #6)",
+        f"a signed dossier whose extra field is {depth} {kind}s deep",
+        1,
+        "request",
+        f"HTTP {resp.status} {answer.get('error', '')}: {answer.get('message', '')[:70]}",
+        ok=ok,
+    )
+    assert resp.status == want, answer
+    if want == 400:
+        assert "nested deeper than 32 levels" in answer["message"]
+        assert not stored_rows
+
+
+@pytest.mark.parametrize("depth", [600, 3000])
+async def test_a_deep_payload_already_stored_still_renders_everywhere(
+    depth: int, tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any, tally: Any
+) -> None:
+    """A payload stored before the bound existed (written into the database directly)."""
+    import sqlite3
+
+    from gateway.testing.admin import bearer, sign_in, token_config
+
+    dest = await aiohttp_server(refusing_app())
+    config = make_config(tmp_path, str(dest.make_url("")).rstrip("/"), tokens=token_config())
+    client = await aiohttp_client(create_app(config))
+    body, headers = signed({"id": "DEEP", "key": "DEEP", "CCCD": "006203615592"})
+    assert (await client.post("/inbound/src", data=body, headers=headers)).status == 202
+    store = client.app[STORE]
+
+    async def dead() -> bool:
+        rows = await store.list_deliveries(DeliveryFilter(), limit=10)
+        return bool(rows) and rows[0]["status"] == "dead"
+
+    await wait_for(dead, timeout=10, what="the delivery to be dead")
+    extra = '{"k":' * depth + '"x"' + "}" * depth  # deeper than json.dumps writes
+    deep = '{"id": "DEEP", "CCCD": "006203615592", "extra": ' + extra + "}"
+    with sqlite3.connect(tmp_path / "gw.db") as db:
+        db.execute("UPDATE messages SET payload = ?", (deep,))
+    did = (await store.list_deliveries(DeliveryFilter(), limit=10))[0]["id"]
+    await sign_in(client, "viewer")
+    got: dict[str, int] = {}
+    texts: dict[str, str] = {}
+    for path in (f"/deliveries/{did}", "/dead"):
+        resp = await client.get(path)
+        got[path], texts[path] = resp.status, await resp.text()
+    resp = await client.get(f"/api/v1/deliveries/{did}", headers=bearer("viewer"))
+    got["/api/v1/deliveries/{id}"] = resp.status
+    texts["api"] = await resp.text()
+    ok = set(got.values()) == {200} and not any("006203615592" in t for t in texts.values())
+    tally.add(
+        "No stored denial of service by nesting (issue 14 #6)",
+        f"a payload {depth} levels deep already in the store: its delivery page, API entry "
+        "and the dead-letter page",
+        len(got),
+        "requests",
+        f"statuses {got}",
+        ok=ok,
+    )
+    assert set(got.values()) == {200}, got
+    assert "nested too deeply to show" in texts["api"]
+    assert not any("006203615592" in t for t in texts.values())
