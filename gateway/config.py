@@ -7,6 +7,7 @@ naming the file, the key and the problem (:class:`ConfigError`).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -49,6 +50,23 @@ class GatewaySection(_Strict):
     #: HMAC key of dashboard session cookies; shared by every node behind one address.
     #: Unset: a random key per process (sessions end when the process restarts).
     session_secret: SecretStr | None = None
+    #: mark every dashboard cookie ``Secure`` (set it when TLS ends at a proxy or balancer)
+    secure_cookies: bool = False
+    #: addresses or networks of proxies whose ``X-Forwarded-Proto: https`` is believed (the
+    #: dashboard's cookies are then ``Secure`` for requests they forward)
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return v
 
     @field_validator("listen")
     @classmethod

@@ -555,3 +555,85 @@ async def test_a_deep_payload_already_stored_still_renders_everywhere(
     assert set(got.values()) == {200}, got
     assert "nested too deeply to show" in texts["api"]
     assert not any("006203615592" in t for t in texts.values())
+
+
+# -- finding 9: Secure cookies behind a TLS-terminating proxy ----------------------------------
+async def _signin_cookies(client: Any, headers: dict[str, str]) -> dict[str, str]:
+    """Sign in as the admin with ``headers`` on both requests; the Set-Cookie lines by name.
+    (Cookies are echoed by hand: a client keeps a Secure cookie off plain HTTP.)"""
+    from gateway.testing.admin import TOKENS, csrf_from
+
+    form = await client.get("/signin", headers=headers)
+    lines = {c.split("=", 1)[0]: c for c in form.headers.getall("Set-Cookie", [])}
+    signin = lines["gw_signin"].split(";", 1)[0]
+    resp = await client.post(
+        "/signin",
+        data={"csrf": csrf_from(await form.text()), "token": TOKENS["admin"][1], "next": "/"},
+        headers={**headers, "Cookie": signin},
+        allow_redirects=False,
+    )
+    assert resp.status == 303, await resp.text()
+    for line in resp.headers.getall("Set-Cookie", []):
+        if line.startswith("gw_session="):
+            lines["gw_session"] = line
+    return lines
+
+
+COOKIE_CASES: dict[str, tuple[dict[str, Any], dict[str, str], bool]] = {
+    "plain HTTP, nothing configured": ({}, {}, False),
+    "secure_cookies = true": ({"secure_cookies": True}, {}, True),
+    "trusted proxy (127.0.0.1) forwarding X-Forwarded-Proto: https": (
+        {"trusted_proxies": ["127.0.0.1"]},
+        {"X-Forwarded-Proto": "https"},
+        True,
+    ),
+    "trusted proxy network (127.0.0.0/8), X-Forwarded-Proto: https, http": (
+        {"trusted_proxies": ["127.0.0.0/8"]},
+        {"X-Forwarded-Proto": "https, http"},
+        True,
+    ),
+    "trusted proxy forwarding plain HTTP": (
+        {"trusted_proxies": ["127.0.0.1"]},
+        {"X-Forwarded-Proto": "http"},
+        False,
+    ),
+    "X-Forwarded-Proto: https from an untrusted address": (
+        {"trusted_proxies": ["10.0.0.0/8"]},
+        {"X-Forwarded-Proto": "https"},
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(COOKIE_CASES))
+async def test_cookies_are_secure_behind_a_tls_proxy(
+    case: str, gateway_factory: Any, tally: Any
+) -> None:
+    from gateway.testing.admin import token_config
+
+    settings, headers, want = COOKIE_CASES[case]
+    client = await gateway_factory(gateway=settings, tokens=token_config())
+    lines = await _signin_cookies(client, headers)
+    flags = {
+        name: "secure" in [p.strip().lower() for p in line.split(";")]
+        for name, line in lines.items()
+        if name in ("gw_session", "gw_signin")
+    }
+    ok = flags == {"gw_session": want, "gw_signin": want}
+    tally.add(
+        "Cookies are Secure behind a TLS proxy (issue 14 #9)",
+        case,
+        1,
+        "sign-in",
+        f"Secure on {flags}",
+        ok=ok,
+    )
+    assert ok, (flags, lines)
+
+
+def test_trusted_proxies_must_be_addresses() -> None:
+    from gateway.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict({"gateway": {"trusted_proxies": ["the-balancer"]}})
+    assert caught.value.key == "gateway.trusted_proxies"

@@ -25,7 +25,7 @@ from gateway.web.admin.auth import (
 from gateway.web.admin.charts import day_chart
 from gateway.web.admin.keys import ADMIN_METRICS, AUTH, admin_need
 from gateway.web.admin.overview import system_overview
-from gateway.web.admin.pages import lang_of, render_message, render_page
+from gateway.web.admin.pages import cookie_secure, lang_of, render_message, render_page
 from gateway.web.keys import CONFIG, STORE, need
 
 log = get_logger("gateway.admin.dashboard")
@@ -65,7 +65,13 @@ async def signin_form(request: web.Request, *, error: bool = False) -> web.Respo
         status=401 if error else 200,
     )
     response.set_cookie(
-        SIGNIN_COOKIE, cookie, path="/signin", max_age=3600, httponly=True, samesite="Strict"
+        SIGNIN_COOKIE,
+        cookie,
+        path="/signin",
+        max_age=3600,
+        httponly=True,
+        samesite="Strict",
+        secure=cookie_secure(request),
     )
     return response
 
@@ -93,7 +99,7 @@ async def signin_post(request: web.Request) -> web.Response:
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=cookie_secure(request),
     )
     response.del_cookie(SIGNIN_COOKIE, path="/signin")
     await need(request.app, STORE).audit(f"web:{entry.name}", "signin", "dashboard")

@@ -6,6 +6,7 @@ navigation, language and CSRF token (``{{ csrf }}`` in their forms).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,11 +72,36 @@ def secure(response: web.StreamResponse) -> web.StreamResponse:
     return response
 
 
+def cookie_secure(request: web.Request) -> bool:
+    """Whether the dashboard's cookies get ``Secure``: always with ``gateway.secure_cookies``,
+    on a TLS connection, and for a request a trusted proxy forwarded from HTTPS
+    (``gateway.trusted_proxies`` and ``X-Forwarded-Proto``)."""
+    settings = need(request.app, CONFIG).gateway
+    if settings.secure_cookies or request.secure:
+        return True
+    if not settings.trusted_proxies:
+        return False
+    try:
+        peer = ipaddress.ip_address(request.remote or "")
+    except ValueError:
+        return False
+    if not any(peer in ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies):
+        return False
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return proto == "https"
+
+
 def remember_lang(request: web.Request, response: web.StreamResponse) -> None:
     lang, changed = choose_lang(request)
     if changed:
         response.set_cookie(
-            LANG_COOKIE, lang, max_age=365 * 86400, path="/", httponly=True, samesite="Strict"
+            LANG_COOKIE,
+            lang,
+            max_age=365 * 86400,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=cookie_secure(request),
         )
 
 
