@@ -8,6 +8,7 @@ naming the file, the key and the problem (:class:`ConfigError`).
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import socket
 import tomllib
@@ -255,7 +256,54 @@ def config_from_dict(data: dict[str, Any], path: Path | str = "<memory>") -> Con
     return config
 
 
+MIN_SECRET_BITS = 128
+_HEX = frozenset("0123456789abcdef")
+
+
+def secret_bits(value: str) -> int:
+    """A rough upper estimate of the entropy of a secret: its length times the bits of the
+    alphabet its character classes span (hex counts 4 bits a digit), and nothing for a value
+    that repeats a few characters (``"s" * 40``). Refuses the guessable, not the random."""
+    if not value:
+        return 0
+    if set(value.lower()) <= _HEX and (value.islower() or value.isupper()):
+        alphabet = 16
+    else:
+        alphabet = (
+            10 * any(c.isascii() and c.isdigit() for c in value)
+            + 26 * any("a" <= c <= "z" for c in value)
+            + 26 * any("A" <= c <= "Z" for c in value)
+            + 33 * any(c.isascii() and not c.isalnum() for c in value)
+            + 128 * any(not c.isascii() for c in value)
+        )
+    if len(set(value)) < min(len(value), alphabet) / 2:
+        return len(set(value)) * 4  # a few characters repeated
+    return int(len(value) * math.log2(max(alphabet, 2)))
+
+
+def _check_secrets(config: Config, path: Path) -> None:
+    """Inbound secrets, tokens and the session key must carry at least 128 bits."""
+    found: list[tuple[str, SecretStr | None]] = [
+        ("gateway.session_secret", config.gateway.session_secret)
+    ]
+    found += [(f"systems.{n}.inbound_secret", s.inbound_secret) for n, s in config.systems.items()]
+    found += [(f"tokens[{i}].token", t.token) for i, t in enumerate(config.tokens)]
+    for key, secret in found:
+        if secret is None:
+            continue
+        bits = secret_bits(secret.get_secret_value())
+        if bits < MIN_SECRET_BITS:
+            raise ConfigError(
+                path,
+                key,
+                f"too weak (about {bits} bits; at least {MIN_SECRET_BITS} are needed): use a "
+                "random value such as 32 hex digits (python3 -c 'import secrets; "
+                "print(secrets.token_hex(16))')",
+            )
+
+
 def _check_references(config: Config, path: Path) -> None:
+    _check_secrets(config, path)
     limits = config.limits
     for key, value in (
         ("unsigned_bytes", limits.unsigned_total),

@@ -637,3 +637,84 @@ def test_trusted_proxies_must_be_addresses() -> None:
     with pytest.raises(ConfigError) as caught:
         config_from_dict({"gateway": {"trusted_proxies": ["the-balancer"]}})
     assert caught.value.key == "gateway.trusted_proxies"
+
+
+# -- finding 11: weak secrets stop start-up --------------------------------------------------------
+WEAK: dict[str, tuple[dict[str, Any], str]] = {
+    "inbound secret of 18 characters (reliability-secret)": (
+        {"systems": {"src": {"plugin": "http_json", "inbound_secret": "reliability-secret"}}},
+        "systems.src.inbound_secret",
+    ),
+    "inbound secret of 31 hex digits (124 bits)": (
+        {
+            "systems": {
+                "src": {"plugin": "http_json", "inbound_secret": "f74fde9fffdb281cf0b0707e9389927"}
+            }
+        },
+        "systems.src.inbound_secret",
+    ),
+    "inbound secret of one character repeated 64 times": (
+        {"systems": {"src": {"plugin": "http_json", "inbound_secret": "s" * 64}}},
+        "systems.src.inbound_secret",
+    ),
+    "admin token of a repeated word": (
+        {"tokens": [{"name": "a", "role": "admin", "token": "admin-admin-admin-admin"}]},
+        "tokens[0].token",
+    ),
+    "session_secret of 64 zeros": (
+        {"gateway": {"session_secret": "0" * 64}},
+        "gateway.session_secret",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(WEAK))
+def test_weak_secrets_stop_start_up_naming_the_key(case: str, tally: Any) -> None:
+    from gateway.config import ConfigError
+
+    data, key = WEAK[case]
+    with pytest.raises(ConfigError) as caught:
+        config_from_dict(data, "gw.toml")
+    secret_shown = any(
+        str(v) in str(caught.value)
+        for table in data.values()
+        for v in (table.values() if isinstance(table, dict) else table)
+        if isinstance(v, str)
+    )
+    ok = caught.value.key == key and "too weak" in caught.value.problem
+    tally.add(
+        "Weak secrets stop start-up (issue 14 #11)",
+        case,
+        1,
+        "config",
+        str(caught.value)[:120],
+        ok=ok and not secret_shown,
+    )
+    assert caught.value.key == key
+    assert "too weak" in caught.value.problem and "128" in caught.value.problem
+
+
+def test_strong_secrets_pass_and_the_demo_makes_strong_ones(tmp_path: Path) -> None:
+    from gateway.cli.demo import ensure_demo_secrets
+    from gateway.config import MIN_SECRET_BITS, secret_bits
+
+    for value in (secrets.token_hex(16), secrets.token_hex(32), secrets.token_urlsafe(32)):
+        assert secret_bits(value) >= MIN_SECRET_BITS, value
+    for i in range(40):
+        for path in ensure_demo_secrets(tmp_path / str(i)):
+            assert secret_bits(path.read_text().strip()) >= MIN_SECRET_BITS, path.name
+
+
+async def test_gateway_run_refuses_a_weak_secret_with_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    data = gateway_config(tmp_path, port, {"dst": "http://127.0.0.1:9"})
+    data["systems"]["src"]["inbound_secret"] = "change-me"
+    cfg = write_config(tmp_path, data)
+    gw = GatewayProcess(cfg, port, "weak")
+    gw.spawn()
+    assert gw.proc is not None
+    code = await asyncio.to_thread(gw.proc.wait, 60)
+    out = gw.log_text()
+    assert code != 0
+    assert "systems.src.inbound_secret: too weak" in out, out
+    assert "change-me" not in out
