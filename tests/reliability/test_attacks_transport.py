@@ -718,3 +718,112 @@ async def test_gateway_run_refuses_a_weak_secret_with_one_line(tmp_path: Path) -
     assert code != 0
     assert "systems.src.inbound_secret: too weak" in out, out
     assert "change-me" not in out
+
+
+# -- finding 11: failed authentication is throttled, a sign-in nonce works once -----------------
+async def test_wrong_bearer_tokens_are_throttled_per_address(
+    gateway_factory: Any, tally: Any
+) -> None:
+    from gateway.testing.admin import bearer, token_config
+
+    client = await gateway_factory(
+        tokens=token_config(), gateway={"trusted_proxies": ["127.0.0.1"]}
+    )
+    attacker = {"X-Forwarded-For": "203.0.113.7"}
+    n = 1000
+    statuses: dict[int, int] = {}
+    retry_after: set[str] = set()
+    t0 = time.monotonic()
+    for i in range(n):
+        headers = {**attacker, "Authorization": f"Bearer wrong-{i:04d}-0123456789abcdef"}
+        resp = await client.get("/api/v1/deliveries", headers=headers)
+        statuses[resp.status] = statuses.get(resp.status, 0) + 1
+        if resp.status == 429:
+            retry_after.add(resp.headers.get("Retry-After", ""))
+    took = time.monotonic() - t0
+    # the attacker's address waits even with a good token; another address does not
+    blocked = await client.get("/api/v1/deliveries", headers={**attacker, **bearer("viewer")})
+    other = await client.get(
+        "/api/v1/deliveries", headers={"X-Forwarded-For": "198.51.100.9", **bearer("viewer")}
+    )
+    allowed = 10 + int(took / 6.0)  # one more attempt every 6 s
+    ok = (
+        10 <= statuses.get(401, 0) <= allowed
+        and statuses.get(401, 0) + statuses.get(429, 0) == n
+        and "" not in retry_after
+        and blocked.status == 429
+        and other.status == 200
+    )
+    tally.add(
+        "Failed authentication is throttled per address (issue 14 #11)",
+        f"{n} wrong bearer tokens from one address (through a trusted proxy), then a good "
+        "token from it and from another address",
+        n + 2,
+        "requests",
+        f"answers {statuses} in {took:.1f} s, Retry-After {sorted(retry_after)}; good token "
+        f"from the address: {blocked.status}, from another: {other.status}",
+        ok=ok,
+    )
+    assert set(statuses) == {401, 429} and 10 <= statuses[401] <= allowed, statuses
+    assert "" not in retry_after and all(int(v) >= 1 for v in retry_after)
+    assert blocked.status == 429 and other.status == 200
+
+
+async def test_a_signin_nonce_works_once_and_failed_signins_are_throttled(
+    gateway_factory: Any, tally: Any
+) -> None:
+    from gateway.testing.admin import TOKENS, csrf_from, token_config
+
+    client = await gateway_factory(tokens=token_config())
+    form = await client.get("/signin")
+    nonce = csrf_from(await form.text())
+    reuse: dict[int, int] = {}
+    for i in range(500):
+        resp = await client.post(
+            "/signin",
+            data={"csrf": nonce, "token": f"guess-{i}-0123456789abcdef", "next": "/"},
+            allow_redirects=False,
+        )
+        reuse[resp.status] = reuse.get(resp.status, 0) + 1
+        if i == 0:  # the answer sets a fresh form cookie; the attacker keeps the old one
+            client.session.cookie_jar.update_cookies({"gw_signin": form.cookies["gw_signin"].value})
+    # the right token with a used nonce does not sign in either
+    late = await client.post(
+        "/signin",
+        data={"csrf": nonce, "token": TOKENS["admin"][1], "next": "/"},
+        allow_redirects=False,
+    )
+    # failed sign-ins, each with a fresh form: throttled after 10
+    fresh: list[int] = []
+    retry_after = ""
+    for i in range(12):
+        page = await client.get("/signin")
+        resp = await client.post(
+            "/signin",
+            data={"csrf": csrf_from(await page.text()), "token": f"guess-{i}-0123456789abcd"},
+            allow_redirects=False,
+        )
+        fresh.append(resp.status)
+        retry_after = resp.headers.get("Retry-After", retry_after)
+    # (10 free attempts, then one every 6 s: the 0.5 s delay of each failure lets at most
+    # one more through on a slow machine)
+    ok = (
+        reuse == {401: 1, 403: 499}
+        and late.status == 403
+        and fresh[:10] == [401] * 10
+        and fresh[-1] == 429
+    )
+    tally.add(
+        "Failed authentication is throttled per address (issue 14 #11)",
+        "500 sign-ins with one form's nonce, then the right token with it; 12 wrong sign-ins "
+        "each with a fresh form",
+        500 + 1 + 12,
+        "sign-ins",
+        f"one nonce: {reuse}, right token with the used nonce: {late.status}; fresh forms: "
+        f"{fresh} (Retry-After {retry_after})",
+        ok=ok,
+    )
+    assert reuse == {401: 1, 403: 499}, reuse
+    assert late.status == 403
+    assert fresh[:10] == [401] * 10 and fresh[-1] == 429 and 429 in fresh[10:], fresh
+    assert int(retry_after) >= 1

@@ -72,3 +72,31 @@ def test_too_deep_counts_levels_without_recursion() -> None:
     assert too_deep([nested(33)], 32)
     assert too_deep([{"a": 1}, nested(100_000)], 32)  # far deeper than Python recurses
     assert not too_deep([{"a": [1, 2, {"b": "c"}]}], 3)
+
+
+def test_the_failure_throttle_allows_ten_then_one_every_six_seconds() -> None:
+    from gateway.web.admin.auth import FailureThrottle
+
+    t = FailureThrottle(allowed=10, refill=6.0, tracked=3)
+    for _ in range(10):
+        assert t.wait("a", now=100.0) == 0
+        t.failed("a", now=100.0)
+    assert t.wait("a", now=100.0) == 6
+    assert t.wait("a", now=103.0) == 3
+    assert t.wait("a", now=106.0) == 0
+    assert t.wait("b", now=100.0) == 0  # per address
+    for address in ("b", "c", "d", "e"):  # bounded memory: the oldest are forgotten
+        t.failed(address, now=200.0)
+    assert len(t._spent) <= 3
+
+
+def test_a_signin_nonce_is_single_use_and_expires() -> None:
+    from gateway.web.admin.auth import SIGNIN_SECONDS, Auth
+
+    auth = Auth(config_from_dict({}))
+    nonce, cookie = auth.signin_nonce(now=1000.0)
+    assert auth.signin_expected(cookie, now=1000.0) == nonce
+    assert auth.signin_expected(cookie, now=1000.0 + SIGNIN_SECONDS + 1) is None
+    auth.use_nonce(nonce, now=1001.0)
+    assert auth.signin_expected(cookie, now=1002.0) is None
+    assert auth.signin_expected(cookie.replace("x", "y", 1), now=1000.0) is None
