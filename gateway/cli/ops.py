@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from gateway.cli.common import (
     table,
     with_store,
 )
-from gateway.log import mask_payload, mask_text
+from gateway.log import mask_text, masked_json
 from gateway.store import Store
 from gateway.store.store import DeliveryFilter, LogFilter
 from gateway.web.exports import csv_writer, log_csv_row
@@ -105,7 +104,7 @@ def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
     delivery, attempts = run(with_store(config, fetch))
     if delivery is None:
         raise click.ClickException(f"no delivery with id {delivery_id}")
-    delivery["payload"] = mask_payload(json.loads(delivery["payload"]))
+    delivery["payload"] = masked_json(delivery["payload"])
     if delivery.get("last_error"):
         delivery["last_error"] = mask_text(delivery["last_error"])
     for attempt in attempts:
