@@ -28,7 +28,8 @@ def config_option(fn: F) -> F:
         default=DEFAULT_CONFIG_PATH,
         show_default=True,
         envvar="GATEWAY_CONFIG",
-        help="The gateway's TOML configuration.",
+        show_envvar=True,
+        help="The gateway's TOML configuration (or set $GATEWAY_CONFIG).",
     )(fn)
 
 
