@@ -133,6 +133,20 @@ def gateway_startup(app: web.Application) -> Awaitable[None] | None:
 
 
 @hookspec
+def gateway_demo_tick(app: web.Application, elapsed: float) -> Awaitable[str | None] | str | None:
+    """Called by ``gateway demo`` at every summary line, with the seconds since it started.
+
+    A plugin drives its own part of the demonstration here (for example, once dossiers have
+    been decided, build and send a month's payment lists) and says how it goes in one line of
+    the terminal summary. Never called by ``gateway run``.
+
+    :param app: the running demo application (see :mod:`gateway.web.keys` for its keys).
+    :param elapsed: seconds since the demo started serving.
+    :returns: one summary line (or None for nothing to say), or an awaitable of it.
+    """
+
+
+@hookspec
 def gateway_openapi_paths() -> dict[str, Any]:
     """OpenAPI 3.1 path items for the admin-API routes a plugin adds under ``/api/v1/``.
 

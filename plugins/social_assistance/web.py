@@ -25,7 +25,7 @@ from gateway.web.admin import NAV, NavEntry, add_templates, principal, protect, 
 from gateway.web.admin.pages import lang_of
 from gateway.web.errors import ApiError
 from gateway.web.keys import CONFIG, CONNECTORS, METRICS, STORE, need
-from plugins.social_assistance import documents, service
+from plugins.social_assistance import demo, documents, service
 from plugins.social_assistance.connector import SocialAssistanceConnector
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import (
@@ -138,6 +138,8 @@ async def startup(app: web.Application) -> None:
     for connector in need(app, CONNECTORS).values():
         if isinstance(connector, SocialAssistanceConnector):
             connector.attach(store, domain)
+    if demo.STATE not in app:
+        app[demo.STATE] = demo.DemoState()  # gateway demo's part (the app takes no keys later)
     if GAUGE not in app:
         app[GAUGE] = Gauge(
             "gateway_payment_list_vnd",
