@@ -160,8 +160,33 @@ def read_list_document(
 
 
 def commune_name(domain: Domain, code: str, month: Month) -> str:
-    unit = domain.admin_units.commune(code, month)
+    """The name of the commune with ``code`` in ``month``; else the latest that had it (an old
+    commune named on a merged list, maXaCu); else the code itself."""
+    units = domain.admin_units
+    unit = units.commune(code, month) or next(
+        (c for c in reversed(units.communes) if c.code == code), None
+    )
     return unit.name if unit is not None else code
+
+
+def old_commune_name(domain: Domain, code: str, month: Month) -> str:
+    """The name of a line's old commune (maXaCu) on a merged list of ``month``: the commune
+    that had ``code`` until the merger (a code kept by the new commune names the old one)."""
+    ended = [
+        c
+        for c in domain.admin_units.communes
+        if c.code == code and c.until is not None and c.until <= month.first_day
+    ]
+    if ended:
+        return max(ended, key=lambda c: c.until or month.first_day).name
+    return commune_name(domain, code, month)
+
+
+def vi_name(name: str) -> str:
+    """A rules name written "Vietnamese (English)": the Vietnamese part, for the documents."""
+    if name.endswith(")") and " (" in name:
+        return name[: name.rindex(" (")]
+    return name
 
 
 def make_document(
@@ -184,10 +209,10 @@ def make_document(
             None,
         )
         village = next((villages[d] for d in line.dossiers if d in villages), "")
-        place_commune = commune_name(domain, line.old_commune, ky - 1) if line.old_commune else name
+        place_commune = old_commune_name(domain, line.old_commune, ky) if line.old_commune else name
         place = f"{village}, {place_commune}" if village else place_commune
         try:
-            category = f"{domain.rules.category(line.category).name} ({line.category})"
+            category = f"{vi_name(domain.rules.category(line.category).name)} ({line.category})"
         except (KeyError, ValueError):
             category = line.category
         rows.append(
@@ -444,7 +469,7 @@ def report_names(
     categories = {}
     for code in data.get("by_category", {}):
         try:
-            categories[code] = domain.rules.category(code).name
+            categories[code] = vi_name(domain.rules.category(code).name)
         except (KeyError, ValueError):
             categories[code] = ""
     communes = {code: commune_name(domain, code, month) for code in data.get("by_commune", {})}
