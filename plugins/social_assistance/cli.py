@@ -85,7 +85,7 @@ def send(
     rows = [
         {
             "commune": r.commune,
-            "people": r.people,
+            "people": f"{r.people:,}",
             "total VND": f"{r.total:,}",
             "lanGui": r.lan_gui,
             "status": r.status,
@@ -93,7 +93,13 @@ def send(
         }
         for r in results
     ]
-    click.echo(table(rows, ["commune", "people", "total VND", "lanGui", "status", "note"]))
+    click.echo(
+        table(
+            rows,
+            ["commune", "people", "total VND", "lanGui", "status", "note"],
+            right=("people", "total VND", "lanGui"),
+        )
+    )
     sent = [r for r in results if r.status == "sent"]
     click.echo(
         f"{len(sent)} sent, {sum(r.status == 'unchanged' for r in results)} unchanged, "
