@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 from aiohttp import web
@@ -215,7 +215,7 @@ async def payments_page(request: web.Request) -> web.Response:
 
 
 # -- documents: the signing lists (named: LIST_ROLE) and the monthly report -------------------
-LIST_ROLE = "operator"
+LIST_ROLE: Literal["operator"] = "operator"
 """Who may download or print a list: it names every payee (the office signs it)."""
 STATIC = Path(__file__).parent / "static"
 
@@ -420,7 +420,7 @@ def setup_routes(app: web.Application) -> None:
     for path, handler, _key in pages:
         app.router.add_get(path, _page(handler))
         protect(app, path, "viewer")
-    for path, handler, role in (
+    documents_routes: list[tuple[str, Handler, Literal["viewer", "operator"]]] = [
         (_list_url("{ky:\\d{4}-\\d{2}}", "{commune:\\d{5}}"), list_print_page, LIST_ROLE),
         (
             _list_url("{ky:\\d{4}-\\d{2}}", "{commune:\\d{5}}", ".xlsx"),
@@ -428,8 +428,9 @@ def setup_routes(app: web.Application) -> None:
             LIST_ROLE,
         ),
         ("/payments/report.xlsx", report_xlsx_handler, "viewer"),
-    ):
-        route = app.router.add_get(path, _page(handler))
+    ]
+    for path, doc_handler, role in documents_routes:
+        route = app.router.add_get(path, _page(doc_handler))
         assert route.resource is not None
         protect(app, route.resource.canonical, role)
     app.router.add_get("/payments/print.css", print_css)
