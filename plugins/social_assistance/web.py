@@ -10,6 +10,7 @@ audited), ``/payments/candidates``, ``/payments/timeliness``. API: ``GET /api/v1
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -260,7 +261,10 @@ async def list_xlsx_handler(request: web.Request) -> web.Response:
     doc = await _list_document(request)
     if doc is None:
         return await _no_list(request)
-    body = documents.list_xlsx(doc, preparer=principal(request).name, when=now_vn())
+    # a big commune's workbook takes a moment to write: off the event loop
+    body = await asyncio.to_thread(
+        documents.list_xlsx, doc, preparer=principal(request).name, when=now_vn()
+    )
     await _audit_download(request, doc, "xlsx")
     return _attachment(body, doc.file_name)
 
@@ -300,7 +304,8 @@ async def report_xlsx_handler(request: web.Request) -> web.Response:
     month = _month(request, api=False)
     domain = _domain(request.app)
     data = await service.monthly(need(request.app, STORE), domain, month)
-    body = documents.report_xlsx(
+    body = await asyncio.to_thread(
+        documents.report_xlsx,
         data,
         month,
         names=documents.report_names(domain, data, month),
