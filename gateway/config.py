@@ -144,6 +144,8 @@ class RouteConfig(_Strict):
 
 
 class Config(BaseModel):
+    """The validated configuration; a plugin reads its own section with ``plugin_settings``."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
 
     gateway: GatewaySection = GatewaySection()

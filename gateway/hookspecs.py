@@ -127,7 +127,7 @@ def gateway_startup(app: web.Application) -> Awaitable[None] | None:
 
     Prepare plugin state here (routes must be added earlier, in ``gateway_web_routes``).
 
-    :param app: the running application (see :mod:`gateway.web.keys` for its keys).
+    :param app: the running application (``gateway.api.Gateway.of(app)``, ``store_of(app)``, ``config_of(app)``).
     :returns: nothing, or an awaitable.
     """
 
@@ -140,7 +140,7 @@ def gateway_demo_tick(app: web.Application, elapsed: float) -> Awaitable[str | N
     been decided, build and send a month's payment lists) and says how it goes in one line of
     the terminal summary. Never called by ``gateway run``.
 
-    :param app: the running demo application (see :mod:`gateway.web.keys` for its keys).
+    :param app: the running demo application (``gateway.api.Gateway.of(app)``).
     :param elapsed: seconds since the demo started serving.
     :returns: one summary line (or None for nothing to say), or an awaitable of it.
     """

@@ -126,4 +126,5 @@ def configure_logging(
 
 
 def get_logger(name: str = "gateway") -> Any:
+    """A structured logger (``log.info("event", key=value)``); mask personal data yourself."""
     return structlog.get_logger(name)

@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import Config, config_from_dict
 from gateway.signing import sign
-from gateway.store.throwaway import PostgresUnavailable, ThrowawayPostgres
+from gateway.testing.postgres import PostgresUnavailable, ThrowawayPostgres
 from gateway.testing.sink import Sink
 from gateway.web.app import create_app
 

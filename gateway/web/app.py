@@ -33,7 +33,6 @@ from gateway.web.keys import (
     CONFIG,
     CONNECTORS,
     ENGINE,
-    INTAKE,
     METRICS,
     PLUGINS,
     SESSION,
@@ -129,7 +128,7 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     config, store, plugins = need(app, CONFIG), need(app, STORE), need(app, PLUGINS)
-    intake = Intake(config, plugins, RouteTable(config.routes))
+    intake = Intake(config, plugins)
     engine = DeliveryEngine(
         config,
         store,
@@ -140,7 +139,6 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         need(app, SESSION),
     )
     intake.connect(engine.submit_intake)
-    app[INTAKE] = intake
     app[ENGINE] = engine
     await engine.start()
     await plugins.startup(app)
@@ -195,19 +193,17 @@ async def _pollers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _poller(app: web.Application, system: str) -> Callable[[], Awaitable[None]]:
     async def poll_once() -> None:
-        store, intake, engine = need(app, STORE), need(app, INTAKE), need(app, ENGINE)
+        store, engine = need(app, STORE), need(app, ENGINE)
         connector = need(app, CONNECTORS)[system]
         cursor = await store.get_cursor(system)
         parsed, new_cursor = await connector.poll(need(app, SESSION), cursor)
-        items, rejected = await intake.prepare(system, parsed)
         try:
-            answer = await intake.commit(items, rejected)
+            answer = await engine.submit(system, parsed)
         except StoreUnavailable as exc:
             log.warning("poll_store_unavailable", system=system, error=str(exc))
             return
         for r in answer.rejected:
             log.warning("poll_item_rejected", system=system, ref=r["ref"], errors=r["errors"])
-        engine.accepted(answer.new_deliveries)  # the cycle that stored them also leased them
         if new_cursor != cursor:  # shielded: never abandon a write transaction half-way
             await asyncio.shield(store.set_cursor(system, new_cursor))
 

@@ -1,4 +1,10 @@
-"""``POST /inbound/{system}``: authenticated intake (FORMATS.md §1.1 and §4)."""
+"""``POST /inbound/{system}``: authenticated intake (FORMATS.md §1.1 and §4).
+
+The handler authenticates, reads and answers; the engine does the rest
+(:meth:`gateway.engine.worker.DeliveryEngine.submit`: validate, route, commit, count) and
+says when it takes nothing (:meth:`~gateway.engine.worker.DeliveryEngine.check_open`,
+:meth:`~gateway.engine.worker.DeliveryEngine.check_room`).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,13 @@ import json
 
 from aiohttp import web
 
+from gateway.engine.worker import IntakeRefused
 from gateway.log import get_logger, mask_text
 from gateway.model import BadRequest
 from gateway.signing import SignatureError, verify
 from gateway.store import StoreUnavailable
 from gateway.web.errors import ApiError
-from gateway.web.keys import CONFIG, CONNECTORS, ENGINE, INTAKE, METRICS, need
+from gateway.web.keys import CONFIG, CONNECTORS, ENGINE, METRICS, need
 
 log = get_logger("gateway.inbound")
 
@@ -40,10 +47,10 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
         raise ApiError(
             404, "no_inbound", f"system {system!r} has no inbound_secret: it cannot push"
         )
-    if engine.draining:
-        raise ApiError(
-            503, "shutting_down", "the gateway is shutting down; send again later", retry_after=5
-        )
+    try:
+        engine.check_open()
+    except IntakeRefused as exc:
+        raise _busy(exc) from None
     connector = need(app, CONNECTORS)[system]
     ctype = request.content_type.lower()
     if ctype not in connector.content_types:
@@ -72,14 +79,10 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
         )
     except SignatureError as exc:
         raise ApiError(401, "bad_signature", str(exc)) from None
-    if engine.queue_depth >= config.limits.queue_bound:
-        raise ApiError(
-            503,
-            "queue_full",
-            f"{engine.queue_depth} deliveries are waiting (bound {config.limits.queue_bound}); "
-            "send again later",
-            retry_after=30,
-        )
+    try:
+        engine.check_room()
+    except IntakeRefused as exc:
+        raise _busy(exc) from None
     try:
         parsed = await connector.parse(body, ctype)
     except BadRequest as exc:
@@ -94,16 +97,13 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
             f"connector {system_cfg.plugin!r} failed to read the body ({type(exc).__name__}); "
             "nothing was stored",
         ) from None
-    intake = need(app, INTAKE)
-    items, rejected = await intake.prepare(system, parsed)
     try:
-        answer = await intake.commit(items, rejected)
+        answer = await engine.submit(system, parsed)
     except StoreUnavailable as exc:
         log.error("intake_store_unavailable", system=system, error=str(exc))
         raise ApiError(
             503, "store_unavailable", f"cannot store now: {exc}; nothing was stored", retry_after=5
         ) from None
-    engine.accepted(answer.new_deliveries)  # the cycle that stored them also leased them
     metrics = need(app, METRICS)
     for result, entries in (
         ("accepted", answer.accepted),
@@ -113,6 +113,10 @@ async def _inbound(request: web.Request, system: str) -> web.Response:
         if entries:
             metrics.intake.labels(system, result).inc(len(entries))
     return web.json_response(answer.as_json(), status=202, dumps=_dumps)
+
+
+def _busy(exc: IntakeRefused) -> ApiError:
+    return ApiError(503, exc.code, exc.reason, retry_after=exc.retry_after)
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False).encode

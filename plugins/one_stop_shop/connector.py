@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import BaseModel
 
-from gateway.config import SystemConfig
+from gateway.api import SystemConfig
 from gateway.connector import Connector
 from gateway.model import (
     BadRequest,

@@ -12,11 +12,18 @@ from typing import Any
 
 import click
 
-from gateway.cli.common import config_option, load, run, table, with_store
-from gateway.config import Config, ConfigError
+from gateway.api import (
+    Config,
+    ConfigError,
+    config_option,
+    load_config,
+    plugins_for,
+    run,
+    table,
+    with_store,
+)
+from gateway.api import PluginStore as Store
 from gateway.model import now_vn
-from gateway.plugins import plugins_for
-from gateway.store import Store
 from plugins.social_assistance import documents, service
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import (
@@ -36,7 +43,7 @@ def _month(value: str) -> Month:
 
 def _config(path: Path) -> Config:
     try:
-        return load(path)
+        return load_config(path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 

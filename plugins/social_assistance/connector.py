@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from gateway.api import PluginStore as Store
+from gateway.api import get_logger, mask_text
 from gateway.connector import Connector
-from gateway.log import get_logger, mask_text
 from gateway.model import Message, OutboundRequest, PermanentError, Receipt
-from gateway.store import Store
 from plugins.social_assistance.decision import Decision, DecisionError
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.reconcile import (
@@ -84,15 +84,18 @@ class SocialAssistanceConnector(Connector):
 
     async def apply(self, event: str, payload: dict[str, Any]) -> Receipt:
         """Apply one message's payload (also used by tests and imports without the engine)."""
+        store, domain = self._attached()
+        if event == EVENT_DECISION:
+            return await self._decision(store, domain, payload)
+        return await self._result(store, domain, payload)
+
+    def _attached(self) -> tuple[Store, Domain]:
         if self.store is None or self.domain is None:
             raise RuntimeError("social_assistance connector is not attached to the store")
-        if event == EVENT_DECISION:
-            return await self._decision(payload)
-        return await self._result(payload)
+        return self.store, self.domain
 
-    async def _decision(self, payload: dict[str, Any]) -> Receipt:
-        assert self.store is not None and self.domain is not None
-        rules = self.domain.rules
+    async def _decision(self, store: Store, domain: Domain, payload: dict[str, Any]) -> Receipt:
+        rules = domain.rules
         attrs = {str(k): str(v) for k, v in payload.items()}
         try:
             decision = Decision.from_payload(attrs, rules)
@@ -100,21 +103,20 @@ class SocialAssistanceConnector(Connector):
             raise PermanentError(
                 mask_text(f"quyết định không hợp lệ (invalid decision): {exc}")
             ) from None
-        outcome = await self.store.write(store_decision, attrs, decision, rules, time.time())
+        outcome = await store.write(store_decision, attrs, decision, rules, time.time())
         if outcome.state == "held":
             log.warning("sa_decision_held", so=decision.number, detail=outcome.detail)
         return Receipt(status=200, detail=outcome.detail)
 
-    async def _result(self, payload: dict[str, Any]) -> Receipt:
-        assert self.store is not None and self.domain is not None
+    async def _result(self, store: Store, domain: Domain, payload: dict[str, Any]) -> Receipt:
         try:
             line = ResultLine.from_payload(payload)
         except ResultError as exc:
             raise PermanentError(
                 mask_text(f"kết quả chi trả không hợp lệ (invalid result): {exc}")
             ) from None
-        rules = self.domain.rules
-        return await self.store.write(_apply_result, payload, line, rules, time.time())
+        rules = domain.rules
+        return await store.write(_apply_result, payload, line, rules, time.time())
 
 
 def _apply_result(

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from gateway.log import get_logger
+from gateway.api import Gateway, get_logger
 from gateway.model import now_vn
-from gateway.web.keys import CONFIG, ENGINE, PLUGINS, STORE, need
 from plugins.social_assistance import service
 from plugins.social_assistance.month import Month
 
@@ -40,7 +39,8 @@ STATE = web.AppKey("social_assistance_demo", DemoState)
 async def tick(app: web.Application, elapsed: float) -> str | None:
     from plugins.social_assistance.web import _domain, refresh_metric
 
-    if not any(s.plugin == "social_assistance" for s in need(app, CONFIG).systems.values()):
+    gw = Gateway.of(app)
+    if not any(s.plugin == "social_assistance" for s in gw.config.systems.values()):
         return None
     state = app.get(STATE)
     if state is None:
@@ -48,16 +48,14 @@ async def tick(app: web.Application, elapsed: float) -> str | None:
     if state.month is None:
         state.month = Month.of(now_vn().date()) + 1
     month = state.month
-    store, domain = need(app, STORE), _domain(app)
+    store, domain = gw.store, _domain(app)
     if not state.sent and elapsed >= SEND_AFTER:
-        results = await service.send_month(
-            store, need(app, CONFIG), need(app, PLUGINS), domain, month
-        )
+        results = await service.send_month(store, gw.config, gw.plugins, domain, month)
         sent = [r for r in results if r.status == "sent"]
         state.refused = sum(r.status == "refused" for r in results)
         if sent:
             state.sent = True
-            need(app, ENGINE).wake(None)
+            gw.wake()
             await refresh_metric(app)
             log.info("sa_demo_lists_sent", ky=str(month), lists=len(sent))
     rows = await service.overview(store, domain, month)

@@ -27,12 +27,12 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from gateway.api import first_payloads
 from gateway.model import VN_TZ
-from gateway.store.tables import messages
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.payment_list import PaymentList
 from plugins.social_assistance.storage import (
@@ -126,20 +126,12 @@ def _birth_years(conn: Connection, people: set[str]) -> dict[tuple[str, str], in
 
 def _villages(conn: Connection, dossiers: set[str]) -> dict[str, str]:
     """maHoSo -> the address line (thôn) of the one-stop-shop dossier, where it is known."""
-    m = messages.c
     found: dict[str, str] = {}
-    keys = sorted(dossiers)
-    for i in range(0, len(keys), 500):
-        rows = conn.execute(
-            select(m.dossier_key, m.payload)
-            .where(m.event == "dossier.received", m.dossier_key.in_(keys[i : i + 500]))
-            .order_by(m.id)
-        )
-        for key, payload in rows:
-            person = json.loads(payload).get("ThongTinNguoiNop")
-            address = person.get("DiaChiChiTiet") if isinstance(person, dict) else None
-            if isinstance(address, str) and address.strip() and key not in found:
-                found[key] = address.strip()
+    for key, payload in first_payloads(conn, "dossier.received", dossiers).items():
+        person = payload.get("ThongTinNguoiNop") if isinstance(payload, dict) else None
+        address = person.get("DiaChiChiTiet") if isinstance(person, dict) else None
+        if isinstance(address, str) and address.strip():
+            found[key] = address.strip()
     return found
 
 
@@ -256,21 +248,22 @@ def vn_date(when: datetime) -> str:
 def _print_setup(ws: Worksheet, title_rows: str, *, landscape: bool) -> None:
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape" if landscape else "portrait"
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0  # as many pages tall as needed
     ws.print_title_rows = title_rows
     ws.page_margins.left = ws.page_margins.right = 0.4
     ws.page_margins.top = ws.page_margins.bottom = 0.6
     ws.print_options.horizontalCentered = True
-    ws.oddFooter.center.text = "Trang &P / &N"
+    footer = ws.HeaderFooter.oddFooter
+    if footer is not None:  # a new sheet has one
+        footer.center.text = "Trang &P / &N"
 
 
 def list_xlsx(doc: ListDocument, *, preparer: str, when: datetime) -> bytes:
     """The signing list as an .xlsx (A4 landscape, header rows repeated, fit to width)."""
     wb = Workbook()
-    ws = wb.active
-    assert ws is not None  # a new workbook has one sheet
+    ws = wb.worksheets[0]  # a new workbook has one sheet
     ws.title = f"{doc.ky} {doc.commune}"
     last = get_column_letter(len(LIST_COLUMNS))
     ws["A1"] = f"UBND xã {doc.commune_name} (mã {doc.commune})"
@@ -416,8 +409,7 @@ def report_xlsx(
     """The monthly report as an .xlsx: the rows of :func:`report_rows`, with the category
     and commune names beside their codes (``names[section][key]``)."""
     wb = Workbook()
-    ws = wb.active
-    assert ws is not None
+    ws = wb.worksheets[0]
     ws.title = f"Báo cáo {month}"
     ws.merge_cells("A1:F1")
     ws["A1"] = f"BÁO CÁO CHI TRẢ TRỢ CẤP XÃ HỘI — Tháng {month.month:02d}/{month.year}"

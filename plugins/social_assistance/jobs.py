@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from gateway.config import Config
+from gateway.api import Config, Gateway, get_logger
 from gateway.hookspecs import JobContext, RegisterJob
-from gateway.log import get_logger
 from gateway.model import VN_TZ, now_vn
-from gateway.web.keys import CONFIG, ENGINE, PLUGINS, STORE, need
 from plugins.social_assistance import service
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import load_settings
@@ -36,12 +34,10 @@ async def build_on_payment_day(ctx: JobContext, now: datetime | None = None) -> 
     if now.day != domain.settings.payment_day:
         return
     month = Month.of(now.date()) + 1
-    store = need(app, STORE)
-    if await service.month_built(store, month):
+    gw = Gateway.of(app)
+    if await service.month_built(gw.store, month):
         return
-    results = await service.send_month(
-        store, need(app, CONFIG), need(app, PLUGINS), domain, month, now=now
-    )
+    results = await service.send_month(gw.store, gw.config, gw.plugins, domain, month, now=now)
     sent = [r for r in results if r.status == "sent"]
     log.info(
         "sa_lists_built",
@@ -50,7 +46,6 @@ async def build_on_payment_day(ctx: JobContext, now: datetime | None = None) -> 
         refused=sum(r.status == "refused" for r in results),
         total_vnd=sum(r.total for r in sent),
     )
-    engine = app.get(ENGINE)
-    if engine is not None and sent:
-        engine.wake(None)
+    if sent:
+        gw.wake()
     await refresh_metric(app)

@@ -19,17 +19,20 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from gateway.config import Config
-from gateway.engine.intake import Intake
+from gateway.api import (
+    Config,
+    MessageRejected,
+    Plugins,
+    PreparedMessage,
+    delivery_statuses,
+    emit_in,
+    first_payloads,
+    prepare_message,
+)
+from gateway.api import PluginStore as Store
 from gateway.model import VN_TZ, Message, now_vn
-from gateway.plugins import Plugins
-from gateway.routing import RouteTable
-from gateway.store import Store
-from gateway.store import writes as core_writes
-from gateway.store.tables import deliveries, messages
 from plugins.social_assistance.history import LineOutcome
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.payment_list import (
@@ -124,22 +127,28 @@ def build_lists(
     )
 
 
-def _record_and_queue(
-    conn: Connection, payment_list: PaymentList, item_for: Callable[[Message], Any], now: float
-) -> str:
-    """One transaction: the sa_lists row and the payment.list message with its deliveries."""
+def list_message(payment_list: PaymentList) -> Message:
+    """The ``payment.list`` message of one commune's list."""
     payload = payment_list.to_payload()
     ky, code, lan = payload["ky"], payload["maXa"], payload["lanGui"]
-    message = Message(
+    return Message(
         event=EVENT_LIST,
         external_id=f"{ky}:{code}:{lan}",
         payload=payload,
         dossier_key=f"{ky}:{code}",
         source=SOURCE,
         ref=f"{ky}:{code}",
-    ).normalised()
-    message.source = SOURCE
-    result = core_writes.ingest(conn, [item_for(message)], now)[0]
+    )
+
+
+def _record_and_queue(
+    conn: Connection, payment_list: PaymentList, prepared: PreparedMessage, now: float
+) -> str:
+    """One transaction: the sa_lists row and the payment.list message with its deliveries
+    (through the gateway's one intake: same dedupe and per-dossier ordering locks)."""
+    payload = payment_list.to_payload()
+    ky, code, lan = payload["ky"], payload["maXa"], payload["lanGui"]
+    result = emit_in(conn, prepared, now)
     conn.execute(
         sa_lists.insert().values(
             ky=ky,
@@ -175,7 +184,6 @@ async def send_month(
     ky = str(month)
     snap = await read(store, _snapshot, domain, ky)
     wanted = set(communes or domain.settings.communes or ())
-    intake = Intake(config, plugins, RouteTable(config.routes))
     out: list[CommuneResult] = []
     for built in build_lists(domain, snap, month, now):
         if isinstance(built, ListRefused):
@@ -188,9 +196,12 @@ async def send_month(
             res = _decide(built, snap.month_rows.get((ky, built.commune)), resend)
             if res.status == "sent" and not dry_run:
                 try:
-                    await store.write(_record_and_queue, built, intake.item_for, time.time())
+                    prepared = await prepare_message(config, plugins, SOURCE, list_message(built))
+                    await store.write(_record_and_queue, built, prepared, time.time())
                 except PaymentListError as exc:
                     res.status, res.reason = "refused", str(exc)
+                except MessageRejected as exc:
+                    res.status, res.reason = "refused", "; ".join(exc.errors)
             elif res.status == "sent":
                 res.status = "dry-run"
         out.append(res)
@@ -246,20 +257,7 @@ def _report_data(conn: Connection, domain: Domain, ky: str) -> dict[str, Any]:
 
 def _received_dossiers(conn: Connection, keys: set[str]) -> dict[str, dict[str, Any]]:
     """The one-stop-shop's dossier.received payloads by MaHoSo (first revision)."""
-    m = messages.c
-    found: dict[str, dict[str, Any]] = {}
-    if not keys:
-        return found
-    key_list = sorted(keys)
-    for i in range(0, len(key_list), 500):
-        rows = conn.execute(
-            select(m.dossier_key, m.payload)
-            .where(m.event == "dossier.received", m.dossier_key.in_(key_list[i : i + 500]))
-            .order_by(m.id)
-        )
-        for row in rows:
-            found.setdefault(row.dossier_key, json.loads(row.payload))
-    return found
+    return first_payloads(conn, "dossier.received", keys)
 
 
 def _vn_datetime(text: str) -> datetime | None:
@@ -367,17 +365,7 @@ async def monthly(store: Store, domain: Domain, month: Month) -> dict[str, Any]:
 def _overview(conn: Connection, domain: Domain, ky: str) -> list[dict[str, Any]]:
     rows = latest_rows(list_rows(conn, ky=ky))
     outcomes = outcomes_by_list(conn, domain.rules)
-    status_by_uid: dict[str, str] = {}
-    uids = [r.message_uid for r in rows.values()]
-    if uids:
-        m, d = messages.c, deliveries.c
-        q = (
-            select(m.uid, d.status)
-            .select_from(messages.join(deliveries, d.message_id == m.id))
-            .where(m.uid.in_(uids))
-        )
-        for uid, status in conn.execute(q):
-            status_by_uid[uid] = status
+    status_by_uid = delivery_statuses(conn, [r.message_uid for r in rows.values()])
     out = []
     for (k, code), row in sorted(rows.items()):
         found = outcomes.get((k, code), [])

@@ -1,7 +1,7 @@
 """Persistence of the plugin: settings, (de)serialisation of lists, and the sync read/write
 functions over the ``sa_`` tables.
 
-Writes are plain functions ``fn(conn, ...)`` run by :meth:`gateway.store.Store.write` (one
+Writes are plain functions ``fn(conn, ...)`` run by ``PluginStore.write`` (:mod:`gateway.api`; one
 transaction); reads are the same kind of functions run on the read engine with
 :func:`read` (``AsyncConnection.run_sync``), so a write can reuse them inside its own
 transaction.
@@ -23,10 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway.config import Config, ConfigError
+from gateway.api import Config, ConfigError, audit_in
+from gateway.api import PluginStore as Store
 from gateway.model import canonical_json
-from gateway.store import Store
-from gateway.store import writes as core_writes
 from plugins.social_assistance._toml import RulesError
 from plugins.social_assistance.admin_units import (
     DEFAULT_ADMIN_UNITS_PATH,
@@ -235,7 +234,7 @@ def accept_decision(
         .where(d.id == row_id)
         .values(state="applied", accepted_figure=figure, accepted_by=actor, accepted_at=now)
     )
-    core_writes.audit(
+    audit_in(
         conn,
         [
             (
@@ -362,8 +361,7 @@ def store_result(conn: Connection, payload: Mapping[str, Any], now: float) -> bo
 
 async def read(store: Store, fn: Callable[..., T], *args: Any) -> T:
     """Run a sync read function on the store's read engine."""
-    async with store.reader.connect() as conn:
-        return await conn.run_sync(fn, *args)
+    return await store.read(fn, *args)
 
 
 def epoch(value: datetime) -> float:

@@ -20,12 +20,23 @@ import jinja2
 from aiohttp import web
 from prometheus_client import Gauge
 
-from gateway.log import get_logger, mask_name
+from gateway.api import (
+    ApiError,
+    NavEntry,
+    add_nav,
+    add_templates,
+    config_of,
+    connectors_of,
+    get_logger,
+    lang_of,
+    mask_name,
+    metrics_registry_of,
+    principal,
+    protect,
+    render_page,
+    store_of,
+)
 from gateway.model import now_vn
-from gateway.web.admin import NAV, NavEntry, add_templates, principal, protect, render_page
-from gateway.web.admin.pages import lang_of
-from gateway.web.errors import ApiError
-from gateway.web.keys import CONFIG, CONNECTORS, METRICS, STORE, need
 from plugins.social_assistance import demo, documents, service
 from plugins.social_assistance.connector import SocialAssistanceConnector
 from plugins.social_assistance.month import Month
@@ -127,7 +138,7 @@ TEXT: dict[str, dict[str, str]] = {
 def _domain(app: web.Application) -> Domain:
     found = app.get(DOMAIN)
     if found is None:
-        found = load_domain(need(app, CONFIG))
+        found = load_domain(config_of(app))
         app[DOMAIN] = found
     return found
 
@@ -135,8 +146,8 @@ def _domain(app: web.Application) -> Domain:
 async def startup(app: web.Application) -> None:
     """Attach the connector(s) to the store and the rules; publish list totals."""
     domain = _domain(app)
-    store = need(app, STORE)
-    for connector in need(app, CONNECTORS).values():
+    store = store_of(app)
+    for connector in connectors_of(app).values():
         if isinstance(connector, SocialAssistanceConnector):
             connector.attach(store, domain)
     if demo.STATE not in app:
@@ -146,7 +157,7 @@ async def startup(app: web.Application) -> None:
             "gateway_payment_list_vnd",
             "Total VND of the latest payment lists of a month (all communes)",
             ["ky"],
-            registry=need(app, METRICS).registry,
+            registry=metrics_registry_of(app),
         )
     await refresh_metric(app)
 
@@ -155,7 +166,7 @@ async def refresh_metric(app: web.Application) -> None:
     gauge = app.get(GAUGE)
     if gauge is None:
         return
-    for ky, total in (await service.list_totals(need(app, STORE))).items():
+    for ky, total in (await service.list_totals(store_of(app))).items():
         gauge.labels(ky).set(total)
 
 
@@ -205,7 +216,7 @@ def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
 # -- pages ----------------------------------------------------------------------------------------
 async def payments_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
-    rows = await service.overview(need(request.app, STORE), _domain(request.app), month)
+    rows = await service.overview(store_of(request.app), _domain(request.app), month)
     await refresh_metric(request.app)
     can_names = principal(request).can(LIST_ROLE)
     return await render_page(
@@ -237,7 +248,7 @@ async def _list_document(request: web.Request) -> documents.ListDocument | None:
         raise _BadMonth from None
     commune = request.match_info["commune"]
     return await read(
-        need(request.app, STORE),
+        store_of(request.app),
         documents.read_list_document,
         _domain(request.app),
         str(month),
@@ -253,7 +264,7 @@ async def _no_list(request: web.Request) -> web.Response:
 async def _audit_download(request: web.Request, doc: documents.ListDocument, fmt: str) -> None:
     who = principal(request)
     target = f"payment list {doc.ky}:{doc.commune}"
-    await need(request.app, STORE).audit(who.actor, "download", target, fmt)
+    await store_of(request.app).audit(who.actor, "download", target, fmt)
     log.info("sa_list_downloaded", ky=str(doc.ky), commune=doc.commune, fmt=fmt, actor=who.actor)
 
 
@@ -303,7 +314,7 @@ async def list_print_page(request: web.Request) -> web.Response:
 async def report_xlsx_handler(request: web.Request) -> web.Response:
     month = _month(request, api=False)
     domain = _domain(request.app)
-    data = await service.monthly(need(request.app, STORE), domain, month)
+    data = await service.monthly(store_of(request.app), domain, month)
     body = await asyncio.to_thread(
         documents.report_xlsx,
         data,
@@ -320,7 +331,7 @@ async def print_css(_request: web.Request) -> web.FileResponse:
 
 
 async def held_page(request: web.Request) -> web.Response:
-    rows = await service.held(need(request.app, STORE))
+    rows = await service.held(store_of(request.app))
     return await render_page(request, "sa_held.html", _ctx(request, rows=rows))
 
 
@@ -344,7 +355,7 @@ async def held_accept_form(request: web.Request) -> web.Response:
 
 async def _accept(request: web.Request, row_id: int, figure: str) -> dict[str, Any]:
     who = principal(request)
-    result: dict[str, Any] = await need(request.app, STORE).write(
+    result: dict[str, Any] = await store_of(request.app).write(
         accept_decision, row_id, figure, who.actor, time.time()
     )
     log.info("sa_decision_accepted", id=row_id, figure=figure, actor=who.actor)
@@ -353,7 +364,7 @@ async def _accept(request: web.Request, row_id: int, figure: str) -> dict[str, A
 
 async def candidates_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
-    found = await service.candidates(need(request.app, STORE), _domain(request.app), month)
+    found = await service.candidates(store_of(request.app), _domain(request.app), month)
     rows = [
         {
             "maXa": c["maXa"],
@@ -369,7 +380,7 @@ async def candidates_page(request: web.Request) -> web.Response:
 
 async def timeliness_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
-    report = await service.monthly(need(request.app, STORE), _domain(request.app), month)
+    report = await service.monthly(store_of(request.app), _domain(request.app), month)
     return await render_page(
         request, "sa_timeliness.html", _ctx(request, month=month, t_data=report["timeliness"])
     )
@@ -378,18 +389,18 @@ async def timeliness_page(request: web.Request) -> web.Response:
 # -- API ------------------------------------------------------------------------------------------
 async def api_payments(request: web.Request) -> web.Response:
     month = _month(request, api=True)
-    rows = await service.overview(need(request.app, STORE), _domain(request.app), month)
+    rows = await service.overview(store_of(request.app), _domain(request.app), month)
     return web.json_response({"month": str(month), "lists": rows})
 
 
 async def api_report(request: web.Request) -> web.Response:
     month = _month(request, api=True)
-    report = await service.monthly(need(request.app, STORE), _domain(request.app), month)
+    report = await service.monthly(store_of(request.app), _domain(request.app), month)
     return web.json_response({"month": str(month), "report": report})
 
 
 async def api_held(request: web.Request) -> web.Response:
-    return web.json_response({"held": await service.held(need(request.app, STORE))})
+    return web.json_response({"held": await service.held(store_of(request.app))})
 
 
 async def api_accept(request: web.Request) -> web.Response:
@@ -425,22 +436,23 @@ def setup_routes(app: web.Application) -> None:
     for path, handler, _key in pages:
         app.router.add_get(path, _page(handler))
         protect(app, path, "viewer")
-    documents_routes: list[tuple[str, Handler, Literal["viewer", "operator"]]] = [
-        (_list_url("{ky:\\d{4}-\\d{2}}", "{commune:\\d{5}}"), list_print_page, LIST_ROLE),
+    ky, commune = "{ky:\\d{4}-\\d{2}}", "{commune:\\d{5}}"
+    documents_routes: list[tuple[str, str, Handler, Literal["viewer", "operator"]]] = [
+        (_list_url(ky, commune), _list_url("{ky}", "{commune}"), list_print_page, LIST_ROLE),
         (
-            _list_url("{ky:\\d{4}-\\d{2}}", "{commune:\\d{5}}", ".xlsx"),
+            _list_url(ky, commune, ".xlsx"),
+            _list_url("{ky}", "{commune}", ".xlsx"),
             list_xlsx_handler,
             LIST_ROLE,
         ),
-        ("/payments/report.xlsx", report_xlsx_handler, "viewer"),
+        ("/payments/report.xlsx", "/payments/report.xlsx", report_xlsx_handler, "viewer"),
     ]
-    for path, doc_handler, role in documents_routes:
-        route = app.router.add_get(path, _page(doc_handler))
-        assert route.resource is not None
-        protect(app, route.resource.canonical, role)
+    for path, canonical, doc_handler, role in documents_routes:
+        app.router.add_get(path, _page(doc_handler))
+        protect(app, canonical, role)
     app.router.add_get("/payments/print.css", print_css)
     protect(app, "/payments/print.css", "public")
-    app[NAV].append(NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
+    add_nav(app, NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
     app.router.add_post("/payments/held/accept", held_accept_form)
     protect(app, "/payments/held/accept", "operator")
     for path, handler in (
@@ -450,6 +462,5 @@ def setup_routes(app: web.Application) -> None:
     ):
         app.router.add_get(path, handler)
         protect(app, path, "viewer")
-    accept = app.router.add_post(f"{API}/payments/held/{{id:\\d+}}/accept", api_accept)
-    assert accept.resource is not None
-    protect(app, accept.resource.canonical, "operator")
+    app.router.add_post(f"{API}/payments/held/{{id:\\d+}}/accept", api_accept)
+    protect(app, f"{API}/payments/held/{{id}}/accept", "operator")

@@ -32,7 +32,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from gateway.store.throwaway import ThrowawayPostgres
+from gateway.testing.postgres import ThrowawayPostgres
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_seconds, free_port, pct, rss_mb, run_floor

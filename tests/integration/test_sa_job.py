@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sa_fixtures import decision_payload
 
 from gateway.config import Config, config_from_dict
 from gateway.hookspecs import JobContext
@@ -18,7 +19,6 @@ from gateway.plugins import build_plugins
 from gateway.web.app import create_app
 from gateway.web.keys import CONNECTORS, STORE
 from plugins.social_assistance import service
-from plugins.social_assistance.fixtures import decision_payload
 from plugins.social_assistance.jobs import build_on_payment_day, register_jobs
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import load_domain

@@ -6,9 +6,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from sa_fixtures import decision, simulate
 
 from gateway.model import VN_TZ
-from plugins.social_assistance.fixtures import decision, simulate
 from plugins.social_assistance.history import PaidHistory, SentHistory
 from plugins.social_assistance.month import Month, month_range
 from plugins.social_assistance.payment_list import (

@@ -7,9 +7,9 @@ from datetime import date, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sa_fixtures import decision, simulate
 
 from plugins.social_assistance.amounts import monthly_amount
-from plugins.social_assistance.fixtures import decision, simulate
 from plugins.social_assistance.month import Month, month_range
 from plugins.social_assistance.roster import Decision, build_roster
 from plugins.social_assistance.rules import load_admin_units, load_rules

@@ -7,8 +7,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from sa_fixtures import decision, decision_payload
 
-from plugins.social_assistance.fixtures import decision, decision_payload
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.roster import (
     AmountMismatch,

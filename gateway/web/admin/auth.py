@@ -27,9 +27,9 @@ from aiohttp import web
 
 from gateway.config import Config, ConfigError
 from gateway.log import get_logger
-from gateway.web.admin.keys import ADMIN_METRICS, AUTH, PRINCIPAL, admin_need
 from gateway.web.admin.roles import ROLES, Role, allows
 from gateway.web.errors import ApiError, error_response
+from gateway.web.keys import ADMIN_METRICS, AUTH, PRINCIPAL, admin_need
 
 log = get_logger("gateway.admin.auth")
 

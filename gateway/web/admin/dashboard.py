@@ -23,10 +23,9 @@ from gateway.web.admin.auth import (
     protect,
 )
 from gateway.web.admin.charts import day_chart
-from gateway.web.admin.keys import ADMIN_METRICS, AUTH, admin_need
 from gateway.web.admin.overview import system_overview
 from gateway.web.admin.pages import lang_of, render_message, render_page
-from gateway.web.keys import CONFIG, STORE, need
+from gateway.web.keys import ADMIN_METRICS, AUTH, CONFIG, STORE, admin_need, need
 
 log = get_logger("gateway.admin.dashboard")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -13,8 +13,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from gateway.web.admin.i18n import LANG_COOKIE, choose_lang, format_time, translate
-from gateway.web.admin.keys import JINJA, LANG, NAV, PRINCIPAL, admin_need
-from gateway.web.keys import CONFIG, need
+from gateway.web.keys import CONFIG, JINJA, LANG, NAV, PRINCIPAL, admin_need, need
 
 STATIC_PREFIX = "/static/admin"
 SECURITY_HEADERS = {
@@ -30,6 +29,7 @@ SECURITY_HEADERS = {
 
 
 def lang_of(request: web.Request) -> str:
+    """The interface language of this request (``vi`` or ``en``)."""
     if LANG not in request:
         request[LANG] = choose_lang(request)[0]
     return request[LANG]
