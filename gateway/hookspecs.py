@@ -127,7 +127,8 @@ def gateway_startup(app: web.Application) -> Awaitable[None] | None:
 
     Prepare plugin state here (routes must be added earlier, in ``gateway_web_routes``).
 
-    :param app: the running application (``gateway.api.Gateway.of(app)``, ``store_of(app)``, ``config_of(app)``).
+    :param app: the running application: ``Gateway.of(app)``, ``store_of(app)``,
+        ``config_of(app)`` (:mod:`gateway.api`).
     :returns: nothing, or an awaitable.
     """
 
