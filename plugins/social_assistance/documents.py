@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.styles import Alignment, Border, Font, NamedStyle, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
@@ -260,9 +260,22 @@ def _print_setup(ws: Worksheet, title_rows: str, *, landscape: bool) -> None:
         footer.center.text = "Trang &P / &N"
 
 
+TEXT, MONEY = "sa_text", "sa_money"
+
+
+def _workbook() -> Workbook:
+    """A workbook with the two cell styles of the tables (:data:`TEXT`, :data:`MONEY`)."""
+    wb = Workbook()
+    wb.add_named_style(NamedStyle(name=TEXT, border=_BOX, alignment=_WRAP))
+    wb.add_named_style(
+        NamedStyle(name=MONEY, border=_BOX, alignment=_WRAP, number_format=VND_FORMAT)
+    )
+    return wb
+
+
 def list_xlsx(doc: ListDocument, *, preparer: str, when: datetime) -> bytes:
     """The signing list as an .xlsx (A4 landscape, header rows repeated, fit to width)."""
-    wb = Workbook()
+    wb = _workbook()
     ws = wb.worksheets[0]  # a new workbook has one sheet
     ws.title = f"{doc.ky} {doc.commune}"
     last = get_column_letter(len(LIST_COLUMNS))
@@ -305,11 +318,9 @@ def list_xlsx(doc: ListDocument, *, preparer: str, when: datetime) -> bytes:
             None,
         )
         for col, value in enumerate(values, start=1):
-            cell = ws.cell(r, col, value)
-            cell.border = _BOX
-            cell.alignment = _WRAP
-            if 6 <= col <= 9:
-                cell.number_format = VND_FORMAT
+            # a named style per cell: setting border, alignment and format one by one hashes
+            # each style object again (seconds for a commune of 2,000 lines)
+            ws.cell(r, col, value).style = MONEY if 6 <= col <= 9 else TEXT
         ws.row_dimensions[r].height = 30  # room to sign
     r += 1
     ws.cell(r, 1, "Tổng cộng").font = _BOLD
@@ -408,7 +419,7 @@ def report_xlsx(
 ) -> bytes:
     """The monthly report as an .xlsx: the rows of :func:`report_rows`, with the category
     and commune names beside their codes (``names[section][key]``)."""
-    wb = Workbook()
+    wb = _workbook()
     ws = wb.worksheets[0]
     ws.title = f"Báo cáo {month}"
     ws.merge_cells("A1:F1")
@@ -440,10 +451,7 @@ def report_xlsx(
             row.get("amount"),
         )
         for col, value in enumerate(values, start=1):
-            cell = ws.cell(r, col, value)
-            cell.border = _BOX
-            if col >= 4:
-                cell.number_format = VND_FORMAT
+            ws.cell(r, col, value).style = MONEY if col >= 4 else TEXT
     r += 2
     ws.cell(r, 4, vn_date(when)).font = Font(italic=True)
     r += 1
