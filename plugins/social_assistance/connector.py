@@ -15,7 +15,7 @@ delivers ``decision.issued`` and ``payment.results`` messages to it like to any 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -23,6 +23,7 @@ from gateway.api import PluginStore as Store
 from gateway.api import get_logger, mask_text
 from gateway.connector import Connector
 from gateway.model import Message, OutboundRequest, PermanentError, Receipt
+from plugins.social_assistance.admin_units import AdminUnitError, AdminUnits
 from plugins.social_assistance.decision import Decision, DecisionError
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.reconcile import (
@@ -36,7 +37,7 @@ from plugins.social_assistance.storage import (
     latest_rows,
     list_from_row,
     list_rows,
-    paid_history,
+    person_paid_history,
     result_payloads,
     store_decision,
     store_result,
@@ -54,6 +55,8 @@ LOCAL_URL = "local:social_assistance"
 class SocialAssistanceConnector(Connector):
     """Applies decisions and payment results to the plugin's tables (see the module doc)."""
 
+    #: the monthly lists (service.send_month) and the suspension candidates (reconciliation)
+    emits: ClassVar[tuple[str, ...] | None] = (EVENT_LIST, EVENT_CANDIDATES)
     store: Store | None = None
     domain: Domain | None = None
 
@@ -113,12 +116,17 @@ class SocialAssistanceConnector(Connector):
             raise PermanentError(
                 mask_text(f"kết quả chi trả không hợp lệ (invalid result): {exc}")
             ) from None
-        rules = domain.rules
-        return await store.write(_apply_result, payload, line, rules, time.time())
+        rules, units = domain.rules, domain.admin_units
+        return await store.write(_apply_result, payload, line, rules, units, time.time())
 
 
 def _apply_result(
-    conn: Any, payload: dict[str, Any], line: ResultLine, rules: Any, now: float
+    conn: Any,
+    payload: dict[str, Any],
+    line: ResultLine,
+    rules: Any,
+    units: AdminUnits,
+    now: float,
 ) -> Receipt:
     if not store_result(conn, payload, now):
         return Receipt(status=200, detail="duplicate result line")
@@ -137,18 +145,29 @@ def _apply_result(
         detail = "paid" if line.paid else "unpaid"
     follow_ups: list[Message] = []
     if not line.paid:
-        history = paid_history(conn, rules, commune)
-        for cand in suspension_candidates(rules, history, Month.parse(ky), commune=commune):
+        # the run is the person's whole history, under old and new codes (2025 merger)
+        history = person_paid_history(conn, rules, line.citizen_id)
+        for cand in suspension_candidates(rules, history, Month.parse(ky)):
             people = [p for p in cand["doiTuong"] if p["soDinhDanh"] == line.citizen_id]
             if people:
+                code = _current_code(units, str(cand["maXa"]), Month.parse(ky))
                 follow_ups.append(
                     Message(
                         event=EVENT_CANDIDATES,
-                        external_id=f"{ky}:{commune}:{line.citizen_id}",
-                        payload={"ky": ky, "maXa": commune, "doiTuong": people},
-                        dossier_key=f"{commune}:{line.citizen_id}",
-                        ref=f"{ky}:{commune}",
+                        external_id=f"{ky}:{code}:{line.citizen_id}",
+                        payload={"ky": ky, "maXa": code, "doiTuong": people},
+                        dossier_key=f"{code}:{line.citizen_id}",
+                        ref=f"{ky}:{code}",
                     )
                 )
                 detail += "; suspension candidate (3 unpaid months)"
     return Receipt(status=200, detail=detail, follow_ups=follow_ups)
+
+
+def _current_code(units: AdminUnits, code: str, month: Month) -> str:
+    """The commune a proposal names: the one whose list holds ``code`` in ``month`` (the new
+    commune from 2025-07); the code as it is when the file cannot place it."""
+    try:
+        return units.list_commune(code, month).code or code
+    except AdminUnitError:
+        return code
