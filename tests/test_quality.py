@@ -1,4 +1,5 @@
-"""ruff (lint + format) on everything, mypy --strict on the core and the plugins: part of the test command."""
+"""ruff (lint + format) on everything, mypy --strict on the core and the plugins (part of
+the test command)."""
 
 from __future__ import annotations
 
