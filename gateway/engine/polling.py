@@ -1,7 +1,8 @@
 """Pollers: the systems that are asked for news (``poll_interval``) rather than pushing it.
 
 One poll asks the system's connector for what is new since the stored cursor, takes it in
-like a push and moves the cursor. The scheduler (:mod:`gateway.engine.scheduler`) runs each
+through the engine's one intake (:meth:`DeliveryEngine.submit`, as a push) and moves the
+cursor. The scheduler (:mod:`gateway.engine.scheduler`) runs each
 system's poll once per cluster, every ``poll_interval`` seconds.
 """
 
@@ -13,7 +14,6 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from gateway.connector import Connector
-from gateway.engine.intake import Intake
 from gateway.engine.worker import DeliveryEngine
 from gateway.log import get_logger
 from gateway.store import Store, StoreUnavailable
@@ -25,7 +25,6 @@ def poller(
     system: str,
     *,
     store: Store,
-    intake: Intake,
     engine: DeliveryEngine,
     connector: Callable[[], Connector],
     session: aiohttp.ClientSession,
@@ -35,15 +34,13 @@ def poller(
     async def poll_once() -> None:
         cursor = await store.get_cursor(system)
         parsed, new_cursor = await connector().poll(session, cursor)
-        items, rejected = await intake.prepare(system, parsed)
         try:
-            answer = await intake.commit(items, rejected)
+            answer = await engine.submit(system, parsed)  # the one intake
         except StoreUnavailable as exc:
             log.warning("poll_store_unavailable", system=system, error=str(exc))
             return
         for r in answer.rejected:
             log.warning("poll_item_rejected", system=system, ref=r["ref"], errors=r["errors"])
-        engine.accepted(answer.new_deliveries)  # the cycle that stored them also leased them
         if new_cursor != cursor:  # shielded: never abandon a write transaction half-way
             await asyncio.shield(store.set_cursor(system, new_cursor))
 

@@ -22,10 +22,11 @@ from gateway.engine.polling import poller
 from gateway.engine.scheduler import Scheduler
 from gateway.engine.worker import DeliveryEngine
 from gateway.hookspecs import JobContext
-from gateway.log import get_logger
+from gateway.log import get_logger, mask_text
 from gateway.metrics import Metrics
+from gateway.model import PermanentError
 from gateway.plugins import PluginError, Plugins, plugins_for
-from gateway.routing import RouteTable
+from gateway.routing import RouteTable, unemitted
 from gateway.store import Store
 from gateway.web import health, inbound
 from gateway.web.admin import setup_admin
@@ -34,7 +35,6 @@ from gateway.web.keys import (
     CONFIG,
     CONNECTORS,
     ENGINE,
-    INTAKE,
     METRICS,
     PLUGINS,
     SCHEDULER,
@@ -79,12 +79,26 @@ def create_app(config: Config, *, plugins: Plugins | None = None) -> web.Applica
     app[PLUGINS] = plugins
     app[METRICS] = Metrics()
     app[CONNECTORS] = build_connectors(config, plugins)
+    app[inbound.BUDGET] = inbound.UnsignedBudget(
+        config.limits.unsigned_total, config.limits.unsigned_per_system
+    )
     app.router.add_post("/inbound/{system}", inbound.inbound)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
     setup_admin(app)
     plugins.add_web_routes(app)
+    connectors = app[CONNECTORS]
+    for route, emits in unemitted(RouteTable(config.routes).routes, connectors):
+        log.warning(
+            "route_event_never_emitted",
+            route=route.name,
+            route_event=route.event,
+            system=route.source,
+            emits=emits,
+            hint=f"no plugin emits {route.event!r} from {route.source}: this route never "
+            "matches (a misspelt event?)",
+        )
     app.cleanup_ctx.extend([_store_ctx, _session_ctx, _engine_ctx, _scheduler_ctx])
     app.on_shutdown.append(_drain)
     return app
@@ -107,6 +121,7 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
     limit = sum(s.concurrency for s in config.systems.values()) + 10
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
+        trace_configs=[_no_redirects()],
         # one session serves every system: never carry one system's cookies to another
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
@@ -118,9 +133,33 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
         await session.close()
 
 
+class RedirectRefused(PermanentError):
+    """A request through the app's session was about to follow a redirect."""
+
+
+def _no_redirects() -> aiohttp.TraceConfig:
+    """The app's session never follows a redirect, even for a plugin that forgot
+    ``allow_redirects=False``: the request fails with a permanent error instead of re-sending
+    a document (personal data, a password) to the address a 3xx names."""
+
+    async def refuse(
+        _session: aiohttp.ClientSession, _ctx: Any, params: aiohttp.TraceRequestRedirectParams
+    ) -> None:
+        location = mask_text(params.response.headers.get("Location", "")[:200])
+        raise RedirectRefused(
+            f"HTTP {params.response.status} redirect to {location or '(no Location)'} not "
+            "followed: the gateway never sends a document on to another address",
+            status=params.response.status,
+        )
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_redirect.append(refuse)
+    return trace
+
+
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     config, store, plugins = need(app, CONFIG), need(app, STORE), need(app, PLUGINS)
-    intake = Intake(config, plugins, RouteTable(config.routes))
+    intake = Intake(config, plugins)
     engine = DeliveryEngine(
         config,
         store,
@@ -131,7 +170,6 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         need(app, SESSION),
     )
     intake.connect(engine.submit_intake)
-    app[INTAKE] = intake
     app[ENGINE] = engine
     app[SCHEDULER] = Scheduler(
         store, engine.membership, check_every=config.gateway.heartbeat_interval
@@ -161,7 +199,6 @@ async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
             run = poller(
                 name,
                 store=need(app, STORE),
-                intake=need(app, INTAKE),
                 engine=need(app, ENGINE),
                 connector=functools.partial(_connector, app, name),
                 session=need(app, SESSION),

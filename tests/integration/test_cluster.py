@@ -283,8 +283,9 @@ async def test_the_payment_day_job_runs_once_across_three_nodes(
     sink: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from sa_fixtures import decision_payload
+
     from plugins.social_assistance import jobs
-    from plugins.social_assistance.fixtures import decision_payload
     from plugins.social_assistance.storage import load_domain
     from plugins.vn_common.cccd import make_cccd
 
