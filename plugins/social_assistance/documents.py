@@ -17,18 +17,14 @@ holds no CCCD.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, NamedStyle, Side
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.properties import PageSetupProperties
-from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Connection
 
 from gateway.api import first_payloads
@@ -233,11 +229,24 @@ def make_document(
 
 
 # -- writing ------------------------------------------------------------------------------------
-_THIN = Side(style="thin")
-_BOX = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_BOLD = Font(bold=True)
-_WRAP = Alignment(wrap_text=True, vertical="top")
-_CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+    from openpyxl.worksheet.worksheet import Worksheet
+
+
+@functools.cache
+def _kit() -> tuple[Any, Any, Any, Any, Any, Any]:
+    """openpyxl and the tables' styles, on first use: imported at start-up it is 175 modules
+    and ~9 MB in every gateway process, which writes a workbook a few times a month
+    (docs/performance.md). ``(Font, get_column_letter, bold, centred, box, wrapped)``."""
+    from openpyxl.styles import Alignment, Border, Font, Side
+    from openpyxl.utils import get_column_letter
+
+    thin = Side(style="thin")
+    box = Border(left=thin, right=thin, top=thin, bottom=thin)
+    centred = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    wrapped = Alignment(wrap_text=True, vertical="top")
+    return Font, get_column_letter, Font(bold=True), centred, box, wrapped
 
 
 def vn_date(when: datetime) -> str:
@@ -246,6 +255,8 @@ def vn_date(when: datetime) -> str:
 
 
 def _print_setup(ws: Worksheet, title_rows: str, *, landscape: bool) -> None:
+    from openpyxl.worksheet.properties import PageSetupProperties
+
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.orientation = "landscape" if landscape else "portrait"
     ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
@@ -265,6 +276,10 @@ TEXT, MONEY = "sa_text", "sa_money"
 
 def _workbook() -> Workbook:
     """A workbook with the two cell styles of the tables (:data:`TEXT`, :data:`MONEY`)."""
+    from openpyxl import Workbook
+    from openpyxl.styles import NamedStyle
+
+    _, _, _, _, _BOX, _WRAP = _kit()
     wb = Workbook()
     wb.add_named_style(NamedStyle(name=TEXT, border=_BOX, alignment=_WRAP))
     wb.add_named_style(
@@ -275,6 +290,7 @@ def _workbook() -> Workbook:
 
 def list_xlsx(doc: ListDocument, *, preparer: str, when: datetime) -> bytes:
     """The signing list as an .xlsx (A4 landscape, header rows repeated, fit to width)."""
+    Font, get_column_letter, _BOLD, _CENTER, _BOX, _ = _kit()
     wb = _workbook()
     ws = wb.worksheets[0]  # a new workbook has one sheet
     ws.title = f"{doc.ky} {doc.commune}"
@@ -419,6 +435,7 @@ def report_xlsx(
 ) -> bytes:
     """The monthly report as an .xlsx: the rows of :func:`report_rows`, with the category
     and commune names beside their codes (``names[section][key]``)."""
+    Font, get_column_letter, _BOLD, _CENTER, _BOX, _ = _kit()
     wb = _workbook()
     ws = wb.worksheets[0]
     ws.title = f"Báo cáo {month}"

@@ -104,3 +104,22 @@ def test_the_event_loop_is_uvloops_unless_asked_for_asyncio(
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         assert not isinstance(runner.get_loop(), uvloop.Loop)
     assert os.environ["GATEWAY_LOOP"] == "asyncio"
+
+
+def test_the_workbook_library_loads_only_when_a_workbook_is_written(tmp_path: Path) -> None:
+    """openpyxl is 175 modules and ~9 MB: a gateway that never writes an .xlsx never loads it."""
+    config = _config(tmp_path)
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from gateway.cli.common import load
+        from gateway.web.app import create_app
+        create_app(load(Path({str(config)!r})))
+        print("openpyxl loaded" if "openpyxl" in sys.modules else "openpyxl not loaded")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == "openpyxl not loaded"
