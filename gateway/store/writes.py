@@ -305,7 +305,10 @@ def _fetch_claimed_sqlite(conn: Connection, ids: list[int]) -> list[ClaimedDeliv
     error is wrapped as SQLAlchemy would wrap it, so the store classifies it as before."""
     sql = _claimed_sqlite_text()
     raw = conn.connection.dbapi_connection
-    assert raw is not None
+    if raw is None:  # an invalidated connection: the store's error handling takes it from here
+        raise DBAPIError.instance(
+            sql, None, sqlite3.OperationalError("no connection"), sqlite3.Error
+        )
     try:
         rows = raw.execute(sql, {"ids": json.dumps(ids)}).fetchall()
     except sqlite3.Error as exc:
