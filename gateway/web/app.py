@@ -226,6 +226,7 @@ def _poller(app: web.Application, system: str) -> Callable[[], Awaitable[None]]:
         connector = need(app, CONNECTORS)[system]
         cursor = await store.get_cursor(system)
         parsed, new_cursor = await connector.poll(need(app, SESSION), cursor)
+        parsed = inbound.without_too_deep(parsed, need(app, CONFIG).limits.max_nesting_depth)
         try:
             answer = await engine.submit(system, parsed)
         except StoreUnavailable as exc:

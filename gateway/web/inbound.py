@@ -16,7 +16,7 @@ from aiohttp import web
 
 from gateway.engine.worker import IntakeRefused
 from gateway.log import get_logger, mask_text
-from gateway.model import BadRequest
+from gateway.model import BadRequest, ParseResult, Rejection
 from gateway.signing import SignatureError, check_body, check_headers
 from gateway.store import StoreUnavailable
 from gateway.web.errors import ApiError
@@ -62,6 +62,22 @@ def too_deep(values: list[Any], limit: int) -> bool:
         children = value.values() if isinstance(value, dict) else value
         stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
     return False
+
+
+def without_too_deep(parsed: ParseResult, limit: int) -> ParseResult:
+    """``parsed`` with every message nested deeper than ``limit`` turned into a rejection (for
+    polled pages, where one bad item must not hold back the others)."""
+    deep = [m for m in parsed.messages if too_deep([m.payload], limit)]
+    if not deep:
+        return parsed
+    gone = {id(m) for m in deep}  # by identity: comparing deep payloads would recurse
+    return ParseResult(
+        messages=[m for m in parsed.messages if id(m) not in gone],
+        rejected=[
+            *parsed.rejected,
+            *(Rejection(m.ref, (f"nested deeper than {limit} levels",)) for m in deep),
+        ],
+    )
 
 
 async def inbound(request: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ import pytest
 from aiohttp import web
 from conftest import make_config, signed, wait_for
 
+from gateway import hookimpl
 from gateway.config import config_from_dict
 from gateway.model import Message, OutboundRequest, PermanentError, RetryableError
 from gateway.store import DeliveryFilter
@@ -505,6 +506,66 @@ async def test_intake_refuses_items_nested_beyond_the_bound(
     if want == 400:
         assert "nested deeper than 32 levels" in answer["message"]
         assert not stored_rows
+
+
+class DeepPoller:
+    """A polled system whose page holds one good item and one nested 600 deep."""
+
+    @hookimpl
+    def gateway_register_connectors(self, register: Any) -> None:
+        from gateway.connector import Connector
+        from gateway.model import ParseResult
+
+        class Poller(Connector):
+            async def poll(
+                self, session: aiohttp.ClientSession, cursor: str | None
+            ) -> tuple[ParseResult, str | None]:
+                if cursor:
+                    return ParseResult(), cursor
+                return ParseResult(
+                    messages=[
+                        Message(event="message.received", external_id="P-good", payload={"a": 1}),
+                        Message(
+                            event="message.received",
+                            external_id="P-deep",
+                            payload={"extra": deep_json(600, "object")},
+                        ),
+                    ]
+                ), "page-1"
+
+        register("deep_poller", Poller)
+
+
+async def test_a_polled_item_nested_beyond_the_bound_is_refused_alone(
+    tmp_path: Path, aiohttp_client: Any, tally: Any
+) -> None:
+    from gateway.plugins import build_plugins
+
+    config = make_config(
+        tmp_path,
+        "http://127.0.0.1:9",
+        systems={"desk": {"plugin": "deep_poller", "poll_interval": 0.05}},
+        routes=[{"from": "desk", "event": "message.received", "to": ["dst"]}],
+    )
+    plugins = build_plugins(extra=[("deep_poller", DeepPoller())])
+    client = await aiohttp_client(create_app(config, plugins=plugins))
+    store = client.app[STORE]
+
+    async def polled() -> bool:
+        return bool(await store.list_deliveries(DeliveryFilter(), limit=10))
+
+    await wait_for(polled, timeout=10, what="the polled page to be stored")
+    await asyncio.sleep(0.3)  # a later poll of the same cursor adds nothing
+    refs = sorted(r["ref"] for r in await store.list_deliveries(DeliveryFilter(), limit=10))
+    tally.add(
+        "No stored denial of service by nesting (issue 14 #6)",
+        "a polled page with one good item and one 600 objects deep",
+        1,
+        "poll",
+        f"stored {refs}",
+        ok=refs == ["P-good"],
+    )
+    assert refs == ["P-good"], refs
 
 
 @pytest.mark.parametrize("depth", [600, 3000])
