@@ -37,7 +37,8 @@ SECTION_BEFORE = {
     "tests/reliability/test_attacks_transport.py": (
         "Before the fixes (main at fe542d3, same tests): the one-stop-shop login posted the "
         "password to the host a 307 named (and a destination's 307 re-sent the dossier there, "
-        "recorded delivered, as the attack review found); the two 10 MB floods grew the child's RSS by 301 and 308 MB; 500 "
+        "recorded delivered, as the attack review found); the two 10 MB floods grew the "
+        "child's RSS by 301 and 308 MB; 500 "
         "unknown system names grew `/metrics` by 279 KB; a 600-deep dossier was accepted and "
         "then its delivery page, its API entry and the dead-letter page answered 500; no "
         "cookie was ever `Secure` behind a TLS proxy; non-ASCII `X-Signature`, session cookies, "
