@@ -53,14 +53,22 @@ BUDGET = web.AppKey("unsigned_budget", UnsignedBudget)
 
 
 def too_deep(values: list[Any], limit: int) -> bool:
-    """Whether any of ``values`` nests lists/objects deeper than ``limit`` (no recursion)."""
-    stack: list[tuple[Any, int]] = [(v, 1) for v in values]
-    while stack:
-        value, depth = stack.pop()
+    """Whether any of ``values`` nests lists/objects deeper than ``limit``: level by level,
+    no recursion, no allocation per scalar (parsed JSON holds plain ``dict`` and ``list``)."""
+    level = [v for v in values if type(v) is dict or type(v) is list]
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+        below: list[Any] = []
+        add = below.append
+        for value in level:
+            for child in value.values() if type(value) is dict else value:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    add(child)
+        level = below
     return False
 
 
