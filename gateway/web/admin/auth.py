@@ -273,12 +273,18 @@ def principal(request: web.Request) -> Principal:
         raise RuntimeError("no principal: this route is public (see protect())") from None
 
 
-def bearer_principal(request: web.Request, auth: Auth) -> Principal | None:
+def bearer_token(request: web.Request) -> str | None:
+    """The token of a well-formed ``Authorization: Bearer <token>`` header, else None."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip() or len(value) > 1024:
         return None
-    entry = auth.tokens.match(value.strip())
+    return value.strip()
+
+
+def bearer_principal(request: web.Request, auth: Auth) -> Principal | None:
+    token = bearer_token(request)
+    entry = None if token is None else auth.tokens.match(token)
     return None if entry is None else Principal(entry.name, entry.role, "api")
 
 
@@ -299,7 +305,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     api = is_api(resource.canonical)
     who: Principal | None = None
     if access != "public":
-        if api and "Authorization" in request.headers:  # a token to check: throttled
+        if api and bearer_token(request) is not None:  # a token to check: throttled
             address = client_address(request)
             wait = auth.throttle.wait(address)
             if wait:
