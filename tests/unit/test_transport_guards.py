@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError, config_from_dict
+from gateway.model import too_deep
 from gateway.signing import SignatureError, check_headers, sign, verify
 from gateway.web.admin.auth import same
-from gateway.web.inbound import UnsignedBudget, too_deep
+from gateway.web.inbound import UnsignedBudget
 
 NOW = 1_700_000_000
 
@@ -103,8 +104,7 @@ def test_a_signin_nonce_is_single_use_and_expires() -> None:
 
 
 def test_a_polled_page_loses_only_its_too_deep_items() -> None:
-    from gateway.model import Message, ParseResult, Rejection
-    from gateway.web.inbound import without_too_deep
+    from gateway.model import Message, ParseResult, Rejection, without_too_deep
 
     good = Message(event="e", external_id="G1", payload={"a": [1, {"b": 2}]})
     deep = Message(event="e", external_id="D1", payload=nested(5000))  # type: ignore[arg-type]
