@@ -74,6 +74,7 @@ class OneStopShopConnector(Connector):
     """Connector for a one-stop-shop (một cửa điện tử) speaking the DVCQG sync protocol."""
 
     content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    emits: ClassVar[tuple[str, ...] | None] = ("dossier.received",)
     options_model: ClassVar[type[BaseModel]] = OneStopShopOptions
     options: OneStopShopOptions
 
@@ -95,7 +96,11 @@ class OneStopShopConnector(Connector):
         params = {"tu": cursor} if cursor else {}
         try:
             async with session.get(
-                url, params=params, timeout=self._timeout(), proxy=self.system.proxy or None
+                url,
+                params=params,
+                timeout=self._timeout(),
+                proxy=self.system.proxy or None,
+                allow_redirects=False,  # a 3xx is a failed poll (classify_response)
             ) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
@@ -323,6 +328,7 @@ class OneStopShopConnector(Connector):
                 headers=sent_headers,
                 timeout=self._timeout(),
                 proxy=self.system.proxy or None,
+                allow_redirects=False,  # never re-send a dossier or the password elsewhere
             ) as resp:
                 raw = await resp.read()
                 status, resp_headers = resp.status, resp.headers

@@ -32,7 +32,10 @@ from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import load_domain, read, result_payloads
 from plugins.vn_common.cccd import make_cccd
 
-SECRETS = {"registry": "s-registry", "post_office": "s-post"}
+SECRETS = {
+    "registry": "s-registry-7c2e9a41b8d3f6051e4d",
+    "post_office": "s-post-7c2e9a41b8d3f6051e4d",
+}
 NS = "urn:vn:btxh:registry:1"
 
 

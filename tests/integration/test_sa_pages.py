@@ -27,7 +27,7 @@ from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import load_domain
 from plugins.vn_common.cccd import make_cccd
 
-SECRET = "s-registry"
+SECRET = "s-registry-7c2e9a41b8d3f6051e4d"
 NS = "urn:vn:btxh:registry:1"
 OK_CCCD = make_cccd("006", 1935, True, 1)
 HELD_CCCD = make_cccd("006", 1936, False, 2)
