@@ -17,6 +17,7 @@ from gateway.cli.common import (
     json_option,
     load,
     parse_when,
+    private_file,
     run,
     table,
     with_store,
@@ -51,10 +52,14 @@ def deliveries_list(
     as_json: bool,
     config_path: Path,
 ) -> None:
-    config = load(config_path)
+    config = load(config_path, read_only=True)
     flt = DeliveryFilter(status=status, destination=destination, dossier=dossier)
     rows = run(
-        with_store(config, lambda s: s.list_deliveries(flt, limit=limit, before_id=before_id))
+        with_store(
+            config,
+            lambda s: s.list_deliveries(flt, limit=limit, before_id=before_id),
+            read_only=True,
+        )
     )
     for r in rows:
         r.pop("payload", None)
@@ -95,14 +100,14 @@ def deliveries_list(
 @json_option
 @config_option
 def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
-    config = load(config_path)
+    config = load(config_path, read_only=True)
 
     async def fetch(store: Store) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         return await store.get_delivery(delivery_id), await store.list_log(
             LogFilter(delivery_id=delivery_id), limit=1000
         )
 
-    delivery, attempts = run(with_store(config, fetch))
+    delivery, attempts = run(with_store(config, fetch, read_only=True))
     if delivery is None:
         raise click.ClickException(f"no delivery with id {delivery_id}")
     delivery["payload"] = mask_payload(json.loads(delivery["payload"]))
@@ -200,7 +205,7 @@ def deliveries_export(
     until: str | None,
     config_path: Path,
 ) -> None:
-    config = load(config_path)
+    config = load(config_path, read_only=True)
     flt = LogFilter(
         system=system,
         outcome=outcome,
@@ -211,7 +216,7 @@ def deliveries_export(
 
     async def export(store: Store) -> int:
         total = await store.count_log(flt)
-        handle = out_path.open("w", newline="", encoding="utf-8") if out_path else sys.stdout
+        handle = private_file(out_path) if out_path else sys.stdout
         written = 0
         try:
             writer = csv_writer(handle)
@@ -227,7 +232,7 @@ def deliveries_export(
                 handle.close()
         return written
 
-    count = run(with_store(config, export))
+    count = run(with_store(config, export, read_only=True))
     click.echo(f"exported {count} attempts" + (f" to {out_path}" if out_path else ""), err=True)
 
 
@@ -241,8 +246,8 @@ def dossiers() -> None:
 @json_option
 @config_option
 def dossiers_show(mahoso: str, as_json: bool, config_path: Path) -> None:
-    config = load(config_path)
-    timeline = run(with_store(config, lambda s: s.dossier_timeline(mahoso)))
+    config = load(config_path, read_only=True)
+    timeline = run(with_store(config, lambda s: s.dossier_timeline(mahoso), read_only=True))
     if not timeline["messages"] and not timeline["deliveries"]:
         raise click.ClickException(f"no dossier {mahoso!r} is known to the gateway")
     if as_json:
@@ -281,9 +286,11 @@ def log_group() -> None:
 )
 @config_option
 def log_verify(config_path: Path) -> None:
-    config = load(config_path)
+    config = load(config_path, read_only=True)
     pruned = config.gateway.log_retention_days is not None
-    checked, problems = run(with_store(config, lambda s: s.verify_log(pruned=pruned)))
+    checked, problems = run(
+        with_store(config, lambda s: s.verify_log(pruned=pruned), read_only=True)
+    )
     for p in problems[:50]:
         click.echo(f"BROKEN {p}")
     if problems:

@@ -31,9 +31,9 @@ def _month(value: str) -> Month:
         raise click.BadParameter("must be YYYY-MM") from None
 
 
-def _config(path: Path) -> Config:
+def _config(path: Path, *, read_only: bool = False) -> Config:
     try:
-        return load(path)
+        return load(path, read_only=read_only)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -103,8 +103,8 @@ def send(
 @config_option
 def held_cmd(config_path: Path) -> None:
     """Decisions held for an operator (registry amount ≠ rules)."""
-    config = _config(config_path)
-    rows = run(with_store(config, service.held))
+    config = _config(config_path, read_only=True)
+    rows = run(with_store(config, service.held, read_only=True))
     click.echo(
         table(rows, ["id", "so", "maHoSo", "ngayKy", "state", "registry_amount", "rules_amount"])
     )
@@ -150,12 +150,14 @@ def monthly_cmd(month_text: str, fmt: str, config_path: Path) -> None:
     """Beneficiaries and amounts by category and commune, changes, arrears, carried unpaid,
     suspension candidates and timeliness."""
     month = _month(month_text)
-    config = _config(config_path)
+    config = _config(config_path, read_only=True)
     try:
         domain = load_domain(config)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    data = run(with_store(config, lambda store: service.monthly(store, domain, month)))
+    data = run(
+        with_store(config, lambda store: service.monthly(store, domain, month), read_only=True)
+    )
     if fmt == "json":
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return

@@ -22,6 +22,7 @@ import aiohttp
 from gateway.connector import Connector
 from gateway.log import get_logger, mask_text
 from gateway.model import Message, OutboundRequest, PermanentError, Receipt
+from gateway.pseudonym import pseudonym
 from gateway.store import Store
 from plugins.social_assistance.decision import Decision, DecisionError
 from plugins.social_assistance.month import Month
@@ -142,9 +143,9 @@ def _apply_result(
                 follow_ups.append(
                     Message(
                         event=EVENT_CANDIDATES,
-                        external_id=f"{ky}:{commune}:{line.citizen_id}",
+                        external_id=f"{ky}:{commune}:{pseudonym(line.citizen_id)}",
                         payload={"ky": ky, "maXa": commune, "doiTuong": people},
-                        dossier_key=f"{commune}:{line.citizen_id}",
+                        dossier_key=f"{commune}:{pseudonym(line.citizen_id)}",
                         ref=f"{ky}:{commune}",
                     )
                 )

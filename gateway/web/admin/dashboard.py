@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import MultiDictProxy, MultiMapping
@@ -36,13 +38,24 @@ FAILED_SIGNIN_DELAY = 0.5  # slows guessing; tokens are long random strings anyw
 
 
 def _safe_next(value: str | None) -> str:
-    """Only a path on this site (never ``//host`` or a scheme): no open redirect."""
+    """Only a path on this site: no open redirect.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so
+    ``/\t/host`` and ``/\\host`` lead to ``//host``; any control character, space, or
+    backslash anywhere is refused, and what is left must be a path with neither a scheme nor
+    a host (``/``, then not ``/``)."""
     if (
         not value
+        or len(value) > 2048
         or not value.startswith("/")
-        or value.startswith(("//", "/\\"))
+        or value.startswith("//")
+        or "\\" in value
+        or any(unicodedata.category(c)[0] in "CZ" for c in value)
         or value.startswith("/signin")
     ):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
         return "/"
     return value
 
@@ -55,7 +68,8 @@ def _see_other(location: str) -> web.Response:
 async def signin_form(request: web.Request, *, error: bool = False) -> web.Response:
     auth = admin_need(request.app, AUTH)
     nxt = _safe_next(request.query.get("next"))
-    if not error and auth.read(request.cookies.get(SESSION_COOKIE)) is not None:
+    store = request.app.get(STORE)
+    if not error and await auth.read_live(request.cookies.get(SESSION_COOKIE), store) is not None:
         return _see_other(nxt)
     nonce, cookie = auth.signin_nonce()
     response = await render_page(
@@ -102,7 +116,7 @@ async def signin_post(request: web.Request) -> web.Response:
 
 async def signout(request: web.Request) -> web.Response:
     who = principal(request)
-    admin_need(request.app, AUTH).revoke(who)
+    await admin_need(request.app, AUTH).revoke_everywhere(who, need(request.app, STORE))
     await need(request.app, STORE).audit(who.actor, "signout", "dashboard")
     response = _see_other("/signin")
     response.del_cookie(SESSION_COOKIE, path="/")
