@@ -95,22 +95,35 @@ def deliveries_list(
         click.echo(f"(more: --before {rows[-1]['id']})", err=True)
 
 
-@deliveries.command("show", help="One delivery with every attempt.")
+@deliveries.command(
+    "show", help="One delivery with every attempt (personal data masked unless --reveal)."
+)
 @click.argument("delivery_id", type=int)
+@click.option(
+    "--reveal",
+    is_flag=True,
+    help="Show the payload in full, personal data unmasked (recorded in the audit log).",
+)
+@click.option("--actor", default=None, help="Who reveals (default: the OS user).")
 @json_option
 @config_option
-def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
+def deliveries_show(
+    delivery_id: int, reveal: bool, actor: str | None, as_json: bool, config_path: Path
+) -> None:
     config = load(config_path, read_only=True)
+    who = f"cli:{actor or getpass.getuser()}"
 
     async def fetch(store: Store) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        return await store.get_delivery(delivery_id), await store.list_log(
-            LogFilter(delivery_id=delivery_id), limit=1000
-        )
+        found = await store.get_delivery(delivery_id)
+        if found is not None and reveal:  # recorded before anything is shown
+            await store.audit(who, "reveal", f"delivery {delivery_id}", "payload in full")
+        return found, await store.list_log(LogFilter(delivery_id=delivery_id), limit=1000)
 
     delivery, attempts = run(with_store(config, fetch, read_only=True))
     if delivery is None:
         raise click.ClickException(f"no delivery with id {delivery_id}")
-    delivery["payload"] = mask_payload(json.loads(delivery["payload"]))
+    stored = json.loads(delivery["payload"])
+    delivery["payload"] = stored if reveal else mask_payload(stored)
     if delivery.get("last_error"):
         delivery["last_error"] = mask_text(delivery["last_error"])
     for attempt in attempts:
@@ -137,6 +150,9 @@ def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
         click.echo(f"{key:>16}: {delivery.get(key) if delivery.get(key) is not None else ''}")
     for key in ("created_at", "next_attempt_at", "deadline_at", "delivered_at"):
         click.echo(f"{key:>16}: {fmt_time(delivery.get(key))}")
+    click.echo()
+    click.echo("payload (in full, audited):" if reveal else "payload (personal data masked):")
+    click.echo(json.dumps(delivery["payload"], ensure_ascii=False, indent=2))
     click.echo()
     click.echo(
         table(

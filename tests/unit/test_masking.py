@@ -32,10 +32,16 @@ def test_every_twelve_digit_run_is_masked() -> None:
     assert mask_text(text) == "********1234,********4321;x********9999y"
 
 
-@pytest.mark.parametrize("digits", ["00613500123", "0061350012345", "20200803081500"])
-def test_eleven_thirteen_and_fourteen_digit_runs_are_left_alone(digits: str) -> None:
-    # a phone number, a timestamp yyyyMMddHHmmss and 13-digit codes are not CCCDs
+@pytest.mark.parametrize("digits", ["1061350012", "0061350012345", "20200803081500"])
+def test_ten_thirteen_and_fourteen_digit_runs_are_left_alone(digits: str) -> None:
+    # a timestamp yyyyMMddHHmmss, epoch seconds and 13-digit codes are not CCCDs
     assert mask_text(f"ref {digits} end") == f"ref {digits} end"
+
+
+def test_an_eleven_digit_run_from_0_is_masked_like_a_phone_number() -> None:
+    # issue 14 (12): phone numbers are personal data; an 11-digit run starting with 0 has
+    # the shape of one (and of a CCCD with a digit missing): masked either way
+    assert mask_text("ref 00613500123 end") == "ref ********123 end"
 
 
 def test_text_without_digits_is_unchanged() -> None:

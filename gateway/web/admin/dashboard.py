@@ -191,14 +191,18 @@ async def _not_found(request: web.Request, text_key: str, **fields: str) -> web.
     return await render_message(request, "not_found", text_key, fields, status=404)
 
 
-async def delivery_page(request: web.Request) -> web.Response:
+async def delivery_page(request: web.Request, *, reveal: bool = False) -> web.Response:
     raw = request.match_info["id"]
     try:
         did = params.whole_number(raw, "id")
     except params.BadParam:
         return await _not_found(request, "no_delivery", id=raw)
     store = need(request.app, STORE)
-    row = await store.get_delivery(did)
+    row = (
+        await actions.reveal(request.app, did, principal(request))
+        if reveal
+        else await store.get_delivery(did)
+    )
     if row is None:
         return await _not_found(request, "no_delivery", id=raw)
     attempts = await store.list_log(LogFilter(delivery_id=did), limit=1000)
@@ -211,12 +215,23 @@ async def delivery_page(request: web.Request) -> web.Response:
                 "last_error": present.masked(row["last_error"]),
                 "ref": present.masked(row["ref"]),
             },
-            "payload": present.payload_preview(row["payload"]),
+            "payload": (
+                present.payload_revealed(row["payload"])
+                if reveal
+                else present.payload_preview(row["payload"])
+            ),
+            "revealed": reveal,
             "attempts": [
                 {**a, "error": present.masked(a["error_message"])} for a in reversed(attempts)
             ],
         },
     )
+
+
+async def reveal_page(request: web.Request) -> web.Response:
+    """The delivery page with its payload in full: operator or admin, audited (a POST with
+    the session's CSRF token, so no link or prefetch reveals anything)."""
+    return await delivery_page(request, reveal=True)
 
 
 async def dossier_page(request: web.Request) -> web.Response:
@@ -345,6 +360,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("GET", "/log", log_page, "viewer"),
     ("GET", "/log.csv", log_csv, "viewer"),
     ("GET", "/deliveries/{id}", delivery_page, "viewer"),
+    ("POST", "/deliveries/{id}/reveal", reveal_page, "operator"),
     ("GET", "/dossiers", dossier_page, "viewer"),
     ("GET", "/dead", dead_page, "viewer"),
     ("POST", "/dead/retry", retry_confirm_page, "operator"),

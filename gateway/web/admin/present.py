@@ -99,6 +99,16 @@ def payload_preview(payload: str | None, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "\n…"
 
 
+def payload_revealed(payload: str | None) -> str:
+    """The stored message body in full (an operator's audited reveal of one record)."""
+    if not payload:
+        return ""
+    try:
+        return json.dumps(json.loads(payload), ensure_ascii=False, indent=2)
+    except ValueError:
+        return payload
+
+
 def timeline_events(timeline: dict[str, Any]) -> list[dict[str, Any]]:
     """Messages received and attempts made for one dossier, merged in time order."""
     events: list[dict[str, Any]] = [
