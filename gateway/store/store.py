@@ -139,7 +139,7 @@ class Store(ReadQueries):
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             db = Path(parsed.database)
             if not db.is_absolute() and base_dir is not None:
-                db = base_dir / db
+                db = Path(os.path.normpath(base_dir / db))
             if not create and not db.is_file():
                 raise NoDatabase(
                     f"no database at {db} (gateway.database {url!r}): a read-only command "

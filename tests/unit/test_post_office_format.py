@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.config import SystemConfig
-from gateway.pseudonym import pseudonym
 from gateway.model import (
     BadRequest,
     Message,
@@ -20,6 +19,7 @@ from gateway.model import (
     Receipt,
     RetryableError,
 )
+from gateway.pseudonym import pseudonym
 from gateway.xmlsafe import parse_xml
 from plugins.post_office import PostOfficeConnector
 from plugins.post_office.payment_list import render_payment_list
