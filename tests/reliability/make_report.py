@@ -79,6 +79,78 @@ def cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+#: tests whose rows get a section of their own: (test file, heading, introduction)
+SECTIONS = [
+    (
+        "test_attacks_privacy.py",
+        "Attack review (issue 14): personal data, sessions, paths",
+        "An attack review of the gateway, tried as an outsider and as each role would, found "
+        "these weaknesses; each is now attacked by `tests/reliability/test_attacks_privacy.py` "
+        "the way it was found (and by the privacy run of `test_privacy.py`, which now also "
+        "scans keys, the CLI's tables and exports to a file). Findings 4 (file modes), "
+        "5 (full CCCDs in keys), 7 (open redirect), 8 (sign-out), 12 (per-role data) and "
+        "13 (paths, read-only commands).",
+    ),
+]
+
+
+def section_of(entry: dict[str, Any]) -> int | None:
+    test = str(entry.get("test", ""))
+    for index, (name, _, _) in enumerate(SECTIONS):
+        if name in test:
+            return index
+    return None
+
+
+def rows(entries: list[dict[str, Any]]) -> list[str]:
+    """The table's rows: one per attack, or one per promise with many small cases."""
+    out: list[str] = []
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in entries:
+        grouped[e["promise"]].append(e)
+    for promise, group in grouped.items():
+        if len(group) > 8:  # many small cases of one kind: one row with the sum
+            bad = [e for e in group if not e["ok"]]
+            total = sum(e["count"] for e in group)
+            unit = group[0]["unit"]
+            happened = f"{len(group) - len(bad)} of {len(group)} attacks refused as expected" + (
+                ": failed — " + "; ".join(f"{e['attack']}: {e['happened']}" for e in bad[:6])
+                if bad
+                else ""
+            )
+            attacks = "; ".join(sorted({e["attack"] for e in group}))[:900]
+            out.append(
+                f"| {cell(promise)} | {cell(attacks)} | {total} {unit} | {cell(happened)} | "
+                f"{'✅' if not bad else '❌'} |"
+            )
+            continue
+        for e in group:
+            out.append(
+                f"| {cell(promise)} | {cell(e['attack'])} | {e['count']} {e['unit']} | "
+                f"{cell(e['happened'])} | {'✅' if e['ok'] else '❌'} |"
+            )
+    return out
+
+
+TABLE_HEAD = [
+    "| promise | how it was attacked | times | what happened | held |",
+    "|---|---|---:|---|:---:|",
+]
+
+
+def render_sections(entries: list[dict[str, Any]]) -> list[str]:
+    """The separate sections (:data:`SECTIONS`), each with its own table."""
+    out: list[str] = []
+    for index, (_, heading, intro) in enumerate(SECTIONS):
+        mine = [e for e in entries if section_of(e) == index]
+        if not mine:
+            continue
+        held = sum(e["ok"] for e in mine)
+        out += ["", f"## {heading}", "", intro, "", f"{held} of {len(mine)} attacks held.", ""]
+        out += [*TABLE_HEAD, *rows(mine)]
+    return out
+
+
 def render(data: dict[str, Any]) -> str:
     run = data.get("run", {})
     machine = data.get("machine", {})
@@ -94,35 +166,9 @@ def render(data: dict[str, Any]) -> str:
         f"{junit.get('errors', 0)} errors, {junit.get('skipped', 0)} skipped.\n"
     )
     out.append("## Promises, attacks, results\n")
-    out.append("| promise | how it was attacked | times | what happened | held |")
-    out.append("|---|---|---:|---|:---:|")
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for e in data.get("entries", []):
-        grouped[e["promise"]].append(e)
-    for promise, entries in grouped.items():
-        if len(entries) > 8:  # many small cases of one kind: one row with the sum
-            bad = [e for e in entries if not e["ok"]]
-            total = sum(e["count"] for e in entries)
-            unit = entries[0]["unit"]
-            happened = (
-                f"{len(entries) - len(bad)} of {len(entries)} attacks refused as expected"
-                + (
-                    ": failed — " + "; ".join(f"{e['attack']}: {e['happened']}" for e in bad[:6])
-                    if bad
-                    else ""
-                )
-            )
-            attacks = "; ".join(sorted({e["attack"] for e in entries}))[:900]
-            out.append(
-                f"| {cell(promise)} | {cell(attacks)} | {total} {unit} | {cell(happened)} | "
-                f"{'✅' if not bad else '❌'} |"
-            )
-            continue
-        for e in entries:
-            out.append(
-                f"| {cell(promise)} | {cell(e['attack'])} | {e['count']} {e['unit']} | "
-                f"{cell(e['happened'])} | {'✅' if e['ok'] else '❌'} |"
-            )
+    out += TABLE_HEAD
+    entries = data.get("entries", [])
+    out += rows([e for e in entries if section_of(e) is None])
     matrix = junit.get("auth_matrix", {})
     if matrix:
         out.append(
@@ -139,6 +185,7 @@ def render(data: dict[str, Any]) -> str:
             f"{scan['findings']} found {scan.get('by_kind', {})} | "
             f"{'✅' if not scan['findings'] else '❌'} |"
         )
+    out += render_sections(entries)
     out.append("")
     failed = {k: v for k, v in data.get("tests", {}).items() if v["outcome"] != "passed"}
     if failed:
