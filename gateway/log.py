@@ -29,7 +29,7 @@ _ID_RE = re.compile(r"(?<!\d)(\d{8})(\d{4})(?!\d)")
 _GROUPED_ID_RE = re.compile(r"(?<![0-9A-Za-z])[0-9](?:[ .\-]?[0-9]){11}(?![0-9A-Za-z]|[ .\-][0-9])")
 #: an amount next to its field name (``soTien="108000000"``): not an old ID number
 _AMOUNT_RE = re.compile(
-    r"""["']?[A-Za-z]*(?:[Tt]ien|[Aa]mount|[Tt]otal|[Mm]uc)["']?\s*[:=]\s*["']?\d+"""
+    r"""(?<![A-Za-z])["']?[A-Za-z]*(?:[Tt]ien|[Aa]mount|[Tt]otal|[Mm]uc)["']?\s*[:=]\s*["']?\d+"""
 )
 #: an old 9-digit ID card number (CMND) standing alone
 _OLD_ID_RE = re.compile(r"(?<![0-9A-Za-z])\d{9}(?![0-9A-Za-z])")
@@ -112,8 +112,8 @@ def mask_name(value: str) -> str:
 
 
 _FIELD_RE = re.compile(
-    r"""(?P<pre>["']?(?P<key>[A-Za-z]+)["']?\s*[:=]\s*(?P<q>["']))"""
-    r"""(?P<value>(?:(?!(?P=q))[^\n])*)(?P<post>(?P=q)|$)"""
+    r"""(?P<pre>(?<![A-Za-z])["']?(?P<key>[A-Za-z]+)["']?\s*[:=]\s*(?P<q>["']))"""
+    r"""(?P<value>(?:(?!(?P=q))[\s\S])*)(?P<post>(?P=q)|$)"""
 )
 #: ``<hoTen>…</hoTen>``, ``<ns:DiaChi maXa="…">…</ns:DiaChi>``
 _ELEMENT_RE = re.compile(
