@@ -2,10 +2,12 @@
 stable key, reference or label — dedupe ids, dossier keys, refs, file names, metric labels —
 so that none of them holds the number itself.
 
-``pseudonym("006135001234")`` is ``********1234-`` followed by 16 hex digits of
-HMAC-SHA256 under the store's key: the last four digits (what clerks already see in masked
-previews) make it readable, the keyed hash makes it unique and stable, and without the key
-it cannot be reversed (a bare hash of a 12-digit number is reversed by trying them all).
+``pseudonym("006135001234")`` is ``********1234-`` followed by 16 letters (``a``-``p``: the
+64 first bits of HMAC-SHA256 under the store's key, one letter per 4 bits): the last four
+digits (what clerks already see in masked previews) make it readable, the keyed hash makes it
+unique and stable, and without the key it cannot be reversed (a bare hash of a 12-digit
+number is reversed by trying them all). Letters, not hex digits, so that no run of digits in
+a key ever looks like a CCCD or a phone number to the masking of pages and logs.
 
 The key is random, made once per database (``gateway_keys``, migration 0003) and installed
 by every process that opens the store for traffic (:func:`install_key`), so every node and
@@ -24,6 +26,7 @@ import secrets
 #: name of the key in the store's ``gateway_keys`` table
 KEY_NAME = "cccd-pseudonym"
 HASH_DIGITS = 16
+_LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 
 _key: bytes = secrets.token_bytes(32)
 _installed = False
@@ -41,13 +44,13 @@ def key_installed() -> bool:
 
 
 def digest(value: str, purpose: str = "id") -> str:
-    """16 hex digits of HMAC-SHA256(key, purpose:value)."""
+    """16 letters ``a``-``p`` of HMAC-SHA256(key, purpose:value)."""
     mac = hmac.new(_key, f"{purpose}:{value}".encode(), hashlib.sha256)
-    return mac.hexdigest()[:HASH_DIGITS]
+    return mac.hexdigest()[:HASH_DIGITS].translate(_LETTERS)
 
 
 def pseudonym(number: str, purpose: str = "id") -> str:
-    """``006135001234`` → ``********1234-3f9a0c1e2b4d5a6b`` (see the module doc)."""
+    """``006135001234`` → ``********1234-dpjkamboncpeflgb`` (see the module doc)."""
     masked = "*" * max(len(number) - 4, 0) + number[-4:]
     return f"{masked}-{digest(number, purpose)}"
 

@@ -64,6 +64,9 @@ def deliveries_list(
     for r in rows:
         r.pop("payload", None)
         r["last_error"] = mask_text(r["last_error"]) if r.get("last_error") else None
+        for key in ("dossier_key", "ref"):  # keys stored before pseudonyms, too
+            if isinstance(r.get(key), str):
+                r[key] = mask_text(r[key])
     if as_json:
         echo_json(rows)
         return
@@ -126,6 +129,9 @@ def deliveries_show(
     delivery["payload"] = stored if reveal else mask_payload(stored)
     if delivery.get("last_error"):
         delivery["last_error"] = mask_text(delivery["last_error"])
+    for key in ("dossier_key", "ref"):
+        if isinstance(delivery.get(key), str):
+            delivery[key] = mask_text(delivery[key])
     for attempt in attempts:
         if attempt.get("error_message"):
             attempt["error_message"] = mask_text(attempt["error_message"])
@@ -267,6 +273,10 @@ def dossiers_show(mahoso: str, as_json: bool, config_path: Path) -> None:
     if not timeline["messages"] and not timeline["deliveries"]:
         raise click.ClickException(f"no dossier {mahoso!r} is known to the gateway")
     if as_json:
+        for row in (*timeline["messages"], *timeline["deliveries"], *timeline["attempts"]):
+            for key in ("dossier_key", "ref", "external_id", "error_message", "last_error"):
+                if isinstance(row.get(key), str):
+                    row[key] = mask_text(row[key])
         echo_json(timeline)
         return
     events: list[tuple[float, str]] = []

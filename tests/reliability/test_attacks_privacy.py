@@ -294,7 +294,7 @@ async def test_keys_files_and_roles_of_a_running_gateway(tmp_path: Path, tally: 
     keys_ok = (
         len(results) == 2
         and not key_leaks
-        and all(re.fullmatch(r"02053:\*{8}\d{4}-[0-9a-f]{16}", i["dossier_key"]) for i in results)
+        and all(re.fullmatch(r"02053:\*{8}\d{4}-[a-p]{16}", i["dossier_key"]) for i in results)
         and dedupe == (2, 2, 2)
         and len(by_cccd) == 1
         and by_cccd[0]["dossier_key"].startswith("02053:********1234-")
@@ -601,3 +601,48 @@ def test_relative_database_and_read_only_commands(tmp_path: Path, tally: Any) ->
     assert upgraded.returncode == 0, upgraded.stderr[-500:]
     assert created == ["office/data/gw.db"], created
     assert read_ok, {k: (r.returncode, r.stderr[-300:]) for k, r in after.items()}
+
+
+async def test_a_key_stored_with_a_cccd_is_never_shown_with_it(
+    gateway_factory: Any, sink: Any, tally: Any
+) -> None:
+    """Keys written before pseudonyms (``02053:006135001234``, as the previous release keyed
+    payment results) or by a plugin that builds keys from a CCCD are masked on the way out."""
+    from conftest import signed, wait_for
+
+    client = await gateway_factory(tokens=token_config())
+    body, headers = signed({"id": f"legacy-{CCCD}", "key": f"02053:{CCCD}"})
+    assert (await client.post("/inbound/src", data=body, headers=headers)).status == 202
+
+    async def delivered() -> bool:
+        r = await client.get("/api/v1/deliveries", headers=bearer("viewer"))
+        items = (await r.json())["items"]
+        return bool(items) and items[0]["status"] == "delivered"
+
+    await wait_for(delivered, what="the delivery")
+    item = (await (await client.get("/api/v1/deliveries", headers=bearer("viewer"))).json())[
+        "items"
+    ][0]
+    outputs = {}
+    for path in (
+        "/api/v1/deliveries",
+        f"/api/v1/deliveries/{item['id']}",
+        "/api/v1/log",
+        "/api/v1/log.csv",
+        f"/api/v1/dossiers/{quote(item['dossier_key'], safe='')}",
+    ):
+        outputs[path] = await (await client.get(path, headers=bearer("viewer"))).text()
+    await sign_in(client, "viewer")
+    for path in (f"/deliveries/{item['id']}", "/log", "/log.csv"):
+        outputs[path] = await (await client.get(path)).text()
+    shown = {p: t for p, t in outputs.items() if re.search(r"(?<!\d)\d{12}(?!\d)", t)}
+    tally.add(
+        PROMISE_KEYS,
+        "a dossier key and id holding a full CCCD (as stored by the previous release) read "
+        "through the API, its CSV and the dashboard",
+        len(outputs),
+        "outputs",
+        f"shown with the CCCD: {sorted(shown) or 'none'}; key shown as {item['dossier_key']}",
+        ok=not shown,
+    )
+    assert not shown, shown

@@ -238,7 +238,7 @@ def test_every_kind_and_writing_of_personal_data_is_masked(text: str, masked: st
         '"tongSoTien": 123456789',
         "2020-08-03T08:15:00+07:00",
         "000.00.12.H06-200803-0001",
-        "02053:********1234-3f9a0c1e2b4d5a6b",
+        "02053:********1234-dpjkamboncpeflgb",
         "at 1765072000.123",
     ],
 )

@@ -168,7 +168,14 @@ async def log_page(request: web.Request) -> web.Response:
         request,
         "log.html",
         {
-            "rows": [{**r, "error": present.masked(r["error_message"])} for r in rows],
+            "rows": [
+                {
+                    **r,
+                    "error": present.masked(r["error_message"]),
+                    "dossier_key": present.masked(r["dossier_key"]),
+                }
+                for r in rows
+            ],
             "systems": list(need(request.app, CONFIG).systems),
             "outcomes": params.OUTCOMES,
             "q": {k: keep.get(k, "") for k in LOG_FIELDS},
@@ -214,6 +221,7 @@ async def delivery_page(request: web.Request, *, reveal: bool = False) -> web.Re
                 **row,
                 "last_error": present.masked(row["last_error"]),
                 "ref": present.masked(row["ref"]),
+                "dossier_key": present.masked(row["dossier_key"]),
             },
             "payload": (
                 present.payload_revealed(row["payload"])
@@ -279,6 +287,7 @@ async def dead_page(request: web.Request) -> web.Response:
                 {
                     **r,
                     "reason": present.masked(r["last_error"]),
+                    "dossier_key": present.masked(r["dossier_key"]),
                     "preview": present.payload_preview(bodies.get(r["id"])),
                 }
                 for r in rows

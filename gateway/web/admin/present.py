@@ -48,6 +48,11 @@ _TIMES = {
 }
 
 
+#: free-text and key fields masked on the way out; keys too, so that a key stored before
+#: keys were pseudonymised (``02053:006135001234``) never shows a CCCD either
+_MASKED = {"error_message", "last_error", "ref", "detail", "dossier_key", "external_id"}
+
+
 def iso(epoch: float | None) -> str | None:
     """A store time (UTC epoch) as ISO 8601 with the +07:00 offset."""
     if epoch is None:
@@ -65,7 +70,7 @@ def _shown(row: dict[str, Any], fields: tuple[str, ...] | list[str]) -> dict[str
         value = row.get(key)
         if key in _TIMES:
             value = iso(value)
-        elif isinstance(value, str) and key in ("error_message", "last_error", "ref", "detail"):
+        elif isinstance(value, str) and key in _MASKED:
             value = mask_text(value)
         out[key] = value
     return out
