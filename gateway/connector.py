@@ -19,6 +19,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.config import SystemConfig
+from gateway.log import mask_text
 from gateway.model import (
     BadRequest,
     GatewayError,
@@ -120,6 +121,7 @@ class Connector:
                 timeout=self.client_timeout,
                 proxy=self.system.proxy or None,
                 ssl=self.ssl_context,
+                allow_redirects=False,  # never re-send a document to where a 3xx points
             ) as resp:
                 body = await resp.read()
                 return self.classify_response(resp.status, body, resp.headers, request)
@@ -135,12 +137,15 @@ class Connector:
         headers: Mapping[str, str],
         request: OutboundRequest,
     ) -> Receipt:
-        """HTTP semantics: 2xx delivered; 408, 429, 5xx retryable; other 4xx permanent.
+        """HTTP semantics: 2xx delivered; 408, 429, 5xx retryable; 3xx (never followed) and
+        other 4xx permanent (3xx retryable with ``redirects = "retry"``).
 
         Override to read the system's own answers; ``request.context`` carries what
         ``render`` knew (for example the dossier and its revision)."""
         if 200 <= status < 300:
             return Receipt(status=status, bytes_received=len(body))
+        if 300 <= status < 400:
+            raise self.redirect_error(status, headers)
         snippet = body[:300].decode("utf-8", "replace").strip()
         reason = f"HTTP {status}" + (f": {snippet}" if snippet else "")
         if status in (408, 429) or status >= 500:
@@ -148,6 +153,17 @@ class Connector:
                 reason, status=status, retry_after=parse_retry_after(headers.get("Retry-After"))
             )
         raise PermanentError(reason, status=status)
+
+    def redirect_error(self, status: int, headers: Mapping[str, str]) -> GatewayError:
+        """A 3xx answer: not followed, the attempt failed (see ``redirects`` in the config)."""
+        location = mask_text(headers.get("Location", "")[:200]) or "(no Location)"
+        reason = (
+            f"HTTP {status} redirect to {location} not followed: the gateway never sends a "
+            f"document on to another address (check systems.{self.name}.base_url)"
+        )
+        if self.system.redirects == "retry":
+            return RetryableError(reason, status=status)
+        return PermanentError(reason, status=status)
 
     def classify_exception(self, exc: BaseException) -> GatewayError:
         """Transport failures: timeouts, resets and refused connections are retryable."""

@@ -127,7 +127,7 @@ def gateway_startup(app: web.Application) -> Awaitable[None] | None:
 
     Prepare plugin state here (routes must be added earlier, in ``gateway_web_routes``).
 
-    :param app: the running application (see :mod:`gateway.web.keys` for its keys).
+    :param app: the running application (``gateway.api.Gateway.of(app)``, ``store_of(app)``, ``config_of(app)``).
     :returns: nothing, or an awaitable.
     """
 

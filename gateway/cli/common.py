@@ -22,6 +22,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def config_option(fn: F) -> F:
+    """The ``--config PATH`` option every command takes (``$GATEWAY_CONFIG``)."""
     return click.option(
         "--config",
         "config_path",
@@ -40,6 +41,7 @@ def json_option(fn: F) -> F:
 
 
 def run(coro: Awaitable[T]) -> T:
+    """Run a coroutine from a (synchronous) click command."""
     return asyncio.run(_wrap(coro))
 
 

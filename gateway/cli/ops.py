@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import sys
@@ -22,7 +23,7 @@ from gateway.cli.common import (
     table,
     with_store,
 )
-from gateway.log import mask_payload, mask_text
+from gateway.log import mask_text, masked_json
 from gateway.store import Store
 from gateway.store.store import DeliveryFilter, LogFilter
 from gateway.web.exports import csv_writer, log_csv_row
@@ -125,8 +126,11 @@ def deliveries_show(
     delivery, attempts = run(with_store(config, fetch, read_only=True))
     if delivery is None:
         raise click.ClickException(f"no delivery with id {delivery_id}")
-    stored = json.loads(delivery["payload"])
-    delivery["payload"] = stored if reveal else mask_payload(stored)
+    if reveal:
+        with contextlib.suppress(ValueError, RecursionError):  # else shown as stored
+            delivery["payload"] = json.loads(delivery["payload"])
+    else:
+        delivery["payload"] = masked_json(delivery["payload"])
     if delivery.get("last_error"):
         delivery["last_error"] = mask_text(delivery["last_error"])
     for key in ("dossier_key", "ref"):

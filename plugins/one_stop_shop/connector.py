@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import BaseModel
 
-from gateway.config import SystemConfig
+from gateway.api import SystemConfig
 from gateway.connector import Connector
 from gateway.model import (
     BadRequest,
@@ -95,7 +95,11 @@ class OneStopShopConnector(Connector):
         params = {"tu": cursor} if cursor else {}
         try:
             async with session.get(
-                url, params=params, timeout=self._timeout(), proxy=self.system.proxy or None
+                url,
+                params=params,
+                timeout=self._timeout(),
+                proxy=self.system.proxy or None,
+                allow_redirects=False,  # a 3xx is a failed poll (classify_response)
             ) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
@@ -323,6 +327,7 @@ class OneStopShopConnector(Connector):
                 headers=sent_headers,
                 timeout=self._timeout(),
                 proxy=self.system.proxy or None,
+                allow_redirects=False,  # never re-send a dossier or the password elsewhere
             ) as resp:
                 raw = await resp.read()
                 status, resp_headers = resp.status, resp.headers

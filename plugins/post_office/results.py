@@ -29,9 +29,8 @@ import re
 
 from lxml import etree
 
-from gateway.log import mask_id
+from gateway.api import mask_id, pseudonym
 from gateway.model import BadRequest, Message, ParseResult, Rejection
-from gateway.pseudonym import pseudonym
 from gateway.xmlsafe import XmlError, parse_xml
 from plugins.post_office.wire import DONG, KET_QUA_CHI_TRA, NS, RESULT_ATTRS, locate_errors
 from plugins.vn_common.cccd import CccdError, validate_cccd

@@ -27,7 +27,7 @@ that make a suspension candidate. ``loaiDoiTuong`` is written on a result line w
 answers a ``cs`` line or when the person has several lines in the list.
 
 ``GET /_sim/state`` answers JSON: lists held, 409/400/422 counts, idempotency keys seen,
-results pushed and pending. Faults: :func:`gateway.testing.faults.install_faults`.
+results pushed and pending. Faults: :func:`gateway.api.install_faults`.
 """
 
 from __future__ import annotations
@@ -46,9 +46,7 @@ import aiohttp
 from aiohttp import web
 from lxml import etree
 
-from gateway.signing import sign
-from gateway.simulation import SimulatorOptions
-from gateway.testing.faults import install_faults
+from gateway.api import SimulatorOptions, install_faults, sign
 from gateway.xmlsafe import XmlError, parse_xml, to_bytes
 from plugins.post_office.wire import (
     DANH_SACH_CHI_TRA,

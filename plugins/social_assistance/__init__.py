@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import click
     from aiohttp import web
 
-    from gateway.config import Config
+    from gateway.api import Config
     from gateway.hookspecs import RegisterConnector, RegisterJob
 
 HERE = Path(__file__).parent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 import json
 import sys
@@ -11,10 +12,17 @@ from typing import Any
 
 import click
 
-from gateway.cli.common import config_option, load, run, table, with_store
-from gateway.config import Config, ConfigError
-from gateway.plugins import plugins_for
-from gateway.store import Store
+from gateway.api import (
+    Config,
+    ConfigError,
+    config_option,
+    load_config,
+    plugins_for,
+    run,
+    table,
+    with_store,
+)
+from gateway.api import PluginStore as Store
 from plugins.social_assistance import service
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import (
@@ -31,11 +39,24 @@ def _month(value: str) -> Month:
         raise click.BadParameter("must be YYYY-MM") from None
 
 
-def _config(path: Path, *, read_only: bool = False) -> Config:
+def _cli_actor() -> str:
+    """Who runs a command from the shell (the audit's actor)."""
     try:
-        return load(path, read_only=read_only)
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _config(path: Path, *, read_only: bool = False) -> Config:
+    """The configuration; ``read_only`` commands need none of the systems' secrets."""
+    try:
+        return load_config(path, read_only=read_only)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+UNPAID_EXIT = 3
+"""Exit status of ``payments send`` when a commune's list was not built or not sent."""
 
 
 @click.group()
@@ -45,14 +66,23 @@ def payments() -> None:
 
 @payments.command("send")
 @click.option("--month", "month_text", required=True, help="The list month, YYYY-MM.")
-@click.option("--commune", "communes", multiple=True, help="Only this commune code (repeatable).")
+@click.option(
+    "--commune",
+    "communes",
+    multiple=True,
+    help="Only this commune, by its old or new code (repeatable).",
+)
 @click.option("--dry-run", is_flag=True, help="Build and check, send nothing.")
 @click.option("--resend", is_flag=True, help="Send again with the next lanGui.")
 @config_option
 def send(
     month_text: str, communes: tuple[str, ...], dry_run: bool, resend: bool, config_path: Path
 ) -> None:
-    """Build, check and send month M's lists to the payer."""
+    """Build, check and send month M's lists to the payer.
+
+    Exits 3, with one line per commune on stderr (code, name, people and VND left unpaid,
+    what to do), when any selected commune's list could not be built or sent.
+    """
     month = _month(month_text)
     config = _config(config_path)
     try:
@@ -76,6 +106,7 @@ def send(
                 dry_run=dry_run,
                 resend=resend,
                 progress=lambda _r: bar.update(1),
+                actor=_cli_actor(),
             )
 
     results = run(with_store(config, go))
@@ -92,22 +123,30 @@ def send(
     ]
     click.echo(table(rows, ["commune", "people", "total VND", "lanGui", "status", "note"]))
     sent = [r for r in results if r.status == "sent"]
+    unpaid = [r for r in results if r.unpaid]
     click.echo(
         f"{len(sent)} sent, {sum(r.status == 'unchanged' for r in results)} unchanged, "
-        f"{sum(r.status == 'refused' for r in results)} refused; "
+        f"{len(unpaid)} refused; "
         f"{sum(r.total for r in sent):,} VND queued"
     )
+    if unpaid:
+        # never silent: one line per commune left unpaid, on stderr, and a non-zero exit
+        for r in unpaid:
+            click.echo(r.problem_line(month), err=True)
+        raise click.exceptions.Exit(UNPAID_EXIT)
 
 
 @payments.command("held")
 @config_option
 def held_cmd(config_path: Path) -> None:
-    """Decisions held for an operator (registry amount ≠ rules)."""
+    """Decisions held for an operator (registry amount ≠ rules, or a grant starting before
+    the rules allow: both months)."""
     config = _config(config_path, read_only=True)
     rows = run(with_store(config, service.held, read_only=True))
-    click.echo(
-        table(rows, ["id", "so", "maHoSo", "ngayKy", "state", "registry_amount", "rules_amount"])
-    )
+    columns = ["id", "so", "maHoSo", "ngayKy", "state", "registry_amount", "rules_amount"]
+    if any(r.get("registry_month") for r in rows):
+        columns += ["registry_month", "rules_month"]
+    click.echo(table(rows, columns))
 
 
 @payments.command("accept")

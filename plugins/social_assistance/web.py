@@ -1,7 +1,9 @@
 """Dashboard pages and admin API of the social-assistance plugin.
 
 Pages (admin framework: :func:`protect`, :data:`NAV`, :func:`render_page`):
-``/payments`` (lists of a month per commune, delivery and reconciliation status),
+``/payments`` (lists of a month per commune, delivery and reconciliation status, and an
+alert for every commune whose list of a month is not built or sent yet; an operator can
+build and send a month again from it: ``POST /payments/send``, CSRF-protected, audited),
 ``/payments/held`` (held decisions; an operator accepts one figure, CSRF-protected and
 audited), ``/payments/candidates``, ``/payments/timeliness``. API: ``GET /api/v1/payments``,
 ``GET /api/v1/reports/monthly``, ``GET /api/v1/payments/held``,
@@ -12,18 +14,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import jinja2
 from aiohttp import web
 from prometheus_client import Gauge
 
-from gateway.log import get_logger, mask_name
-from gateway.model import now_vn
-from gateway.web.admin import NAV, NavEntry, add_templates, principal, protect, render_page
-from gateway.web.admin.pages import lang_of
-from gateway.web.errors import ApiError
-from gateway.web.keys import CONFIG, CONNECTORS, METRICS, STORE, need
+from gateway.api import (
+    ApiError,
+    ConfigError,
+    Gateway,
+    NavEntry,
+    add_nav,
+    add_templates,
+    config_of,
+    connectors_of,
+    get_logger,
+    lang_of,
+    mask_name,
+    metrics_registry_of,
+    principal,
+    protect,
+    render_page,
+    store_of,
+)
+from gateway.model import VN_TZ, now_vn
 from plugins.social_assistance import service
 from plugins.social_assistance.connector import SocialAssistanceConnector
 from plugins.social_assistance.month import Month
@@ -67,6 +83,15 @@ TEXT: dict[str, dict[str, str]] = {
         "overdue": "Quá hạn",
         "arrears_late": "Truy lĩnh do chậm",
         "bad_request": "Yêu cầu không hợp lệ",
+        "from_month": "từ tháng",
+        "alert_title": "Danh sách chưa lập hoặc chưa gửi — có người chưa được chi trả",
+        "alert_line": "Kỳ {ky}: xã {code} {name} — {people} người, {amount} VND chưa được chi trả.",
+        "alert_reason": "Lý do",
+        "alert_hint": "Cách xử lý",
+        "alert_retry": "Hệ thống tự thử lại mỗi ngày đến hết ngày {last}; đã thử {n} lần, "
+        "lần gần nhất {at}.",
+        "send_again": "Lập và gửi lại kỳ {ky}",
+        "sent_flash": "Kỳ {ky}: đã gửi {sent} danh sách; {unpaid} xã chưa gửi được.",
     },
     "en": {
         "payments": "Payments",
@@ -98,23 +123,40 @@ TEXT: dict[str, dict[str, str]] = {
         "overdue": "Overdue",
         "arrears_late": "Arrears from lateness",
         "bad_request": "Bad request",
+        "from_month": "from",
+        "alert_title": "Lists not built or not sent — people left unpaid",
+        "alert_line": "Month {ky}: commune {code} {name} — {people} people, {amount} VND unpaid.",
+        "alert_reason": "Why",
+        "alert_hint": "What to do",
+        "alert_retry": "The payment-day job retries every day until {last}; tried {n} times, "
+        "last at {at}.",
+        "send_again": "Build and send month {ky} again",
+        "sent_flash": "Month {ky}: {sent} lists sent; {unpaid} communes still not sent.",
     },
 }
 
 
 def _domain(app: web.Application) -> Domain:
+    """The settings, rules and admin units, read again when a file was edited (a corrected
+    code in admin_units.toml counts from the next page, send or job run, without a restart);
+    the last good ones while an edited file does not load."""
     found = app.get(DOMAIN)
     if found is None:
-        found = load_domain(need(app, CONFIG))
+        found = load_domain(config_of(app))
         app[DOMAIN] = found
-    return found
+        return found
+    try:
+        return load_domain(config_of(app))
+    except ConfigError as exc:
+        log.warning("sa_config_unreadable", error=str(exc), using="the last good files")
+        return found
 
 
 async def startup(app: web.Application) -> None:
     """Attach the connector(s) to the store and the rules; publish list totals."""
     domain = _domain(app)
-    store = need(app, STORE)
-    for connector in need(app, CONNECTORS).values():
+    store = store_of(app)
+    for connector in connectors_of(app).values():
         if isinstance(connector, SocialAssistanceConnector):
             connector.attach(store, domain)
     if GAUGE not in app:
@@ -122,7 +164,7 @@ async def startup(app: web.Application) -> None:
             "gateway_payment_list_vnd",
             "Total VND of the latest payment lists of a month (all communes)",
             ["ky"],
-            registry=need(app, METRICS).registry,
+            registry=metrics_registry_of(app),
         )
     await refresh_metric(app)
 
@@ -131,7 +173,7 @@ async def refresh_metric(app: web.Application) -> None:
     gauge = app.get(GAUGE)
     if gauge is None:
         return
-    for ky, total in (await service.list_totals(need(app, STORE))).items():
+    for ky, total in (await service.list_totals(store_of(app))).items():
         gauge.labels(ky).set(total)
 
 
@@ -181,13 +223,63 @@ def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
 # -- pages ----------------------------------------------------------------------------------------
 async def payments_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
-    rows = await service.overview(need(request.app, STORE), _domain(request.app), month)
+    store = store_of(request.app)
+    rows = await service.overview(store, _domain(request.app), month)
+    alerts = [_alert_view(a) for a in await service.open_alerts(store)]
     await refresh_metric(request.app)
-    return await render_page(request, "sa_payments.html", _ctx(request, month=month, rows=rows))
+    flash = None
+    if "sent" in request.query and "unpaid" in request.query:
+        flash = {k: request.query.get(k, "") for k in ("ky", "sent", "unpaid")}
+    return await render_page(
+        request,
+        "sa_payments.html",
+        _ctx(request, month=month, rows=rows, alerts=alerts, flash=flash),
+    )
+
+
+def _alert_view(row: dict[str, Any]) -> dict[str, Any]:
+    """An open alert as the page shows it: the month's last retry day, times in Vietnam."""
+    ky = Month.parse(str(row["ky"]))
+    last = (ky.first_day - timedelta(days=1)).isoformat()
+    at = datetime.fromtimestamp(float(row["last_attempt_at"]), VN_TZ)
+    return {
+        **row,
+        "amount_text": f"{int(row['amount']):,}",
+        "last_day": last,
+        "at": at.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+async def send_form(request: web.Request) -> web.Response:
+    """An operator builds and sends a month's lists from the dashboard (audited)."""
+    form = await request.post()
+    try:
+        month = Month.parse(str(form.get("month", "")))
+        if not MIN_YEAR <= month.year <= MAX_YEAR:
+            raise ValueError(month)
+    except ValueError:
+        return await render_page(
+            request,
+            "sa_message.html",
+            _ctx(request, text="month must be YYYY-MM (tháng phải có dạng YYYY-MM)"),
+            status=400,
+        )
+    app = request.app
+    who = principal(request)
+    gw = Gateway.of(app)
+    results = await service.send_month(
+        gw.store, gw.config, gw.plugins, _domain(app), month, actor=who.actor
+    )
+    sent = sum(r.status == "sent" for r in results)
+    unpaid = sum(r.unpaid for r in results)
+    if sent:
+        gw.wake()
+    await refresh_metric(app)
+    raise web.HTTPSeeOther(f"/payments?month={month}&ky={month}&sent={sent}&unpaid={unpaid}")
 
 
 async def held_page(request: web.Request) -> web.Response:
-    rows = await service.held(need(request.app, STORE))
+    rows = await service.held(store_of(request.app))
     return await render_page(request, "sa_held.html", _ctx(request, rows=rows))
 
 
@@ -211,7 +303,7 @@ async def held_accept_form(request: web.Request) -> web.Response:
 
 async def _accept(request: web.Request, row_id: int, figure: str) -> dict[str, Any]:
     who = principal(request)
-    result: dict[str, Any] = await need(request.app, STORE).write(
+    result: dict[str, Any] = await store_of(request.app).write(
         accept_decision, row_id, figure, who.actor, time.time()
     )
     log.info("sa_decision_accepted", id=row_id, figure=figure, actor=who.actor)
@@ -220,7 +312,7 @@ async def _accept(request: web.Request, row_id: int, figure: str) -> dict[str, A
 
 async def candidates_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
-    found = await service.candidates(need(request.app, STORE), _domain(request.app), month)
+    found = await service.candidates(store_of(request.app), _domain(request.app), month)
     rows = [
         {
             "maXa": c["maXa"],
@@ -236,7 +328,7 @@ async def candidates_page(request: web.Request) -> web.Response:
 
 async def timeliness_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
-    report = await service.monthly(need(request.app, STORE), _domain(request.app), month)
+    report = await service.monthly(store_of(request.app), _domain(request.app), month)
     return await render_page(
         request, "sa_timeliness.html", _ctx(request, month=month, t_data=report["timeliness"])
     )
@@ -245,18 +337,18 @@ async def timeliness_page(request: web.Request) -> web.Response:
 # -- API ------------------------------------------------------------------------------------------
 async def api_payments(request: web.Request) -> web.Response:
     month = _month(request, api=True)
-    rows = await service.overview(need(request.app, STORE), _domain(request.app), month)
+    rows = await service.overview(store_of(request.app), _domain(request.app), month)
     return web.json_response({"month": str(month), "lists": rows})
 
 
 async def api_report(request: web.Request) -> web.Response:
     month = _month(request, api=True)
-    report = await service.monthly(need(request.app, STORE), _domain(request.app), month)
+    report = await service.monthly(store_of(request.app), _domain(request.app), month)
     return web.json_response({"month": str(month), "report": report})
 
 
 async def api_held(request: web.Request) -> web.Response:
-    return web.json_response({"held": await service.held(need(request.app, STORE))})
+    return web.json_response({"held": await service.held(store_of(request.app))})
 
 
 async def api_accept(request: web.Request) -> web.Response:
@@ -292,9 +384,11 @@ def setup_routes(app: web.Application) -> None:
     for path, handler, _key in pages:
         app.router.add_get(path, _page(handler))
         protect(app, path, "viewer")
-    app[NAV].append(NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
+    add_nav(app, NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
     app.router.add_post("/payments/held/accept", held_accept_form)
     protect(app, "/payments/held/accept", "operator")
+    app.router.add_post("/payments/send", send_form)
+    protect(app, "/payments/send", "operator")
     for path, handler in (
         (f"{API}/payments", api_payments),
         (f"{API}/reports/monthly", api_report),
@@ -302,6 +396,5 @@ def setup_routes(app: web.Application) -> None:
     ):
         app.router.add_get(path, handler)
         protect(app, path, "viewer")
-    accept = app.router.add_post(f"{API}/payments/held/{{id:\\d+}}/accept", api_accept)
-    assert accept.resource is not None
-    protect(app, accept.resource.canonical, "operator")
+    app.router.add_post(f"{API}/payments/held/{{id:\\d+}}/accept", api_accept)
+    protect(app, f"{API}/payments/held/{{id}}/accept", "operator")

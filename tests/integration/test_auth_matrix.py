@@ -62,6 +62,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, int]] = {
     ("GET", "/payments/candidates"): ("viewer", 200),
     ("GET", "/payments/timeliness"): ("viewer", 200),
     ("POST", "/payments/held/accept"): ("operator", 400),  # the matrix sends no id / figure
+    ("POST", "/payments/send"): ("operator", 400),  # the matrix sends no month
     ("GET", "/api/v1/payments"): ("viewer", 200),
     ("GET", "/api/v1/reports/monthly"): ("viewer", 200),
     ("GET", "/api/v1/payments/held"): ("viewer", 200),

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sa_fixtures import decision_payload
 
 from gateway.cli import build_cli
 from gateway.cli.common import run, with_store
 from gateway.config import SystemConfig, load_config
 from gateway.store import Store
 from plugins.social_assistance.connector import SocialAssistanceConnector
-from plugins.social_assistance.fixtures import decision_payload
 from plugins.social_assistance.storage import load_domain
 from plugins.vn_common.cccd import make_cccd
 

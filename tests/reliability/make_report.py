@@ -25,6 +25,16 @@ Every promise of DESIGN.md §5 (and the privacy promise of §6) is a test in
 
 """
 
+#: test files whose attacks get a section of their own (after the main table)
+SECTIONS = {
+    "tests/reliability/test_attacks_transport.py": (
+        "Attack review (issue 14): transport and authentication"
+    ),
+    "tests/reliability/test_attacks_privacy.py": (
+        "Attack review (issue 14): personal data at rest, in keys and on screen; sessions; paths"
+    ),
+}
+
 RERUN = """## How to rerun
 
 ```sh
@@ -58,10 +68,23 @@ How each fault is made:
 * **fuzzing** — hypothesis strategies in `tests/reliability/wire_strategies.py` (valid, nearly
   valid, hostile) for the three wire formats, and schemathesis on the committed OpenAPI
   document; both against `gateway run` children.
+* **transport and authentication (issue 14)** — loopback servers answering 301/302/303/307/308
+  to another host (which records what reaches it); 30 aiohttp connections each POSTing a
+  10 MB random body at once to a `gateway run` child whose RSS is sampled from `/proc` every
+  10 ms; raw sockets for headers no client library sends (non-ASCII and undecodable bytes,
+  a 1 GB `Content-Length` with no body); deep payloads written straight into the SQLite file.
+* **personal data, sessions and paths (issue 14)** — a `gateway run` child fed payment
+  results and dossiers carrying every kind of personal data (birth date, address, phone,
+  e-mail, a CCCD in groups, a 9-digit old ID, single-quoted XML) read back as a viewer and an
+  operator through the API, the dashboard, the CLI's tables and JSON, exports and `/metrics`;
+  file modes read with `stat` while it runs, and again with a permissive umask and `chmod`
+  disabled; sign-in `next` variants; one cookie shown to a second app on the same database
+  and to a restarted one; the CLI run from another folder with a secret's variable unset.
 * **privacy** — `tests/privacy_scan.py` routes the in-process gateway log to a file, collects
   every child's log and every test's captured output, and scans all of it at the end of every
-  pytest run (CI included) for a 12-digit run standing alone or a full name of the simulators'
-  and fixtures' name lists.
+  pytest run (CI included) for a 12-digit run standing alone (or written in groups), keys
+  included, or a full name of the simulators' and fixtures' name lists; exports written
+  into its folder (`.csv`) are scanned too.
 """
 
 
@@ -79,75 +102,36 @@ def cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-#: tests whose rows get a section of their own: (test file, heading, introduction)
-SECTIONS = [
-    (
-        "test_attacks_privacy.py",
-        "Attack review (issue 14): personal data, sessions, paths",
-        "An attack review of the gateway, tried as an outsider and as each role would, found "
-        "these weaknesses; each is now attacked by `tests/reliability/test_attacks_privacy.py` "
-        "the way it was found (and by the privacy run of `test_privacy.py`, which now also "
-        "scans keys, the CLI's tables and exports to a file). Findings 4 (file modes), "
-        "5 (full CCCDs in keys), 7 (open redirect), 8 (sign-out), 12 (per-role data) and "
-        "13 (paths, read-only commands).",
-    ),
-]
-
-
-def section_of(entry: dict[str, Any]) -> int | None:
-    test = str(entry.get("test", ""))
-    for index, (name, _, _) in enumerate(SECTIONS):
-        if name in test:
-            return index
-    return None
-
-
-def rows(entries: list[dict[str, Any]]) -> list[str]:
-    """The table's rows: one per attack, or one per promise with many small cases."""
+def rows(all_entries: list[dict[str, Any]]) -> list[str]:
+    """Table rows: one per attack, or one per promise when it has many small cases."""
     out: list[str] = []
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for e in entries:
+    for e in all_entries:
         grouped[e["promise"]].append(e)
-    for promise, group in grouped.items():
-        if len(group) > 8:  # many small cases of one kind: one row with the sum
-            bad = [e for e in group if not e["ok"]]
-            total = sum(e["count"] for e in group)
-            unit = group[0]["unit"]
-            happened = f"{len(group) - len(bad)} of {len(group)} attacks refused as expected" + (
-                ": failed — " + "; ".join(f"{e['attack']}: {e['happened']}" for e in bad[:6])
-                if bad
-                else ""
+    for promise, entries in grouped.items():
+        if len(entries) > 8:  # many small cases of one kind: one row with the sum
+            bad = [e for e in entries if not e["ok"]]
+            total = sum(e["count"] for e in entries)
+            unit = entries[0]["unit"]
+            happened = (
+                f"{len(entries) - len(bad)} of {len(entries)} attacks refused as expected"
+                + (
+                    ": failed — " + "; ".join(f"{e['attack']}: {e['happened']}" for e in bad[:6])
+                    if bad
+                    else ""
+                )
             )
-            attacks = "; ".join(sorted({e["attack"] for e in group}))[:900]
+            attacks = "; ".join(sorted({e["attack"] for e in entries}))[:900]
             out.append(
                 f"| {cell(promise)} | {cell(attacks)} | {total} {unit} | {cell(happened)} | "
                 f"{'✅' if not bad else '❌'} |"
             )
             continue
-        for e in group:
+        for e in entries:
             out.append(
                 f"| {cell(promise)} | {cell(e['attack'])} | {e['count']} {e['unit']} | "
                 f"{cell(e['happened'])} | {'✅' if e['ok'] else '❌'} |"
             )
-    return out
-
-
-TABLE_HEAD = [
-    "| promise | how it was attacked | times | what happened | held |",
-    "|---|---|---:|---|:---:|",
-]
-
-
-def render_sections(entries: list[dict[str, Any]]) -> list[str]:
-    """The separate sections (:data:`SECTIONS`), each with its own table."""
-    out: list[str] = []
-    for index, (_, heading, intro) in enumerate(SECTIONS):
-        mine = [e for e in entries if section_of(e) == index]
-        if not mine:
-            continue
-        held = sum(e["ok"] for e in mine)
-        out += ["", f"## {heading}", "", intro, "", f"{held} of {len(mine)} attacks held.", ""]
-        out += [*TABLE_HEAD, *rows(mine)]
     return out
 
 
@@ -166,9 +150,14 @@ def render(data: dict[str, Any]) -> str:
         f"{junit.get('errors', 0)} errors, {junit.get('skipped', 0)} skipped.\n"
     )
     out.append("## Promises, attacks, results\n")
-    out += TABLE_HEAD
-    entries = data.get("entries", [])
-    out += rows([e for e in entries if section_of(e) is None])
+    out.append("| promise | how it was attacked | times | what happened | held |")
+    out.append("|---|---|---:|---|:---:|")
+    sectioned: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    main: list[dict[str, Any]] = []
+    for e in data.get("entries", []):
+        title = SECTIONS.get(e.get("test", "").split("::")[0])
+        (sectioned[title] if title else main).append(e)
+    out.extend(rows(main))
     matrix = junit.get("auth_matrix", {})
     if matrix:
         out.append(
@@ -185,8 +174,28 @@ def render(data: dict[str, Any]) -> str:
             f"{scan['findings']} found {scan.get('by_kind', {})} | "
             f"{'✅' if not scan['findings'] else '❌'} |"
         )
-    out += render_sections(entries)
     out.append("")
+    for file, title in SECTIONS.items():
+        entries = sectioned.get(title)
+        if not entries:
+            continue
+        out.append(f"## {title}\n")
+        out.append(
+            f"From `{file}`. Every finding has attacks here that got through before its fix; "
+            "the other rows are controls (what must keep working).\n"
+        )
+        out.append("| promise | how it was attacked | times | what happened | held |")
+        out.append("|---|---|---:|---|:---:|")
+        out.extend(rows(entries))
+        variants: dict[str, int] = defaultdict(int)
+        for e in entries:
+            variants[e["promise"]] += 1
+        out.append("")
+        out.append(
+            "Variants per finding: "
+            + "; ".join(f"{promise}: {n}" for promise, n in variants.items())
+            + ".\n"
+        )
     failed = {k: v for k, v in data.get("tests", {}).items() if v["outcome"] != "passed"}
     if failed:
         out.append("## Tests that did not pass\n")

@@ -54,14 +54,14 @@ from .reliability_kit import (
     write_config,
 )
 
-PROMISE_FILES = "Attack review: the database and secrets are private to the gateway's user"
-PROMISE_KEYS = "Attack review: no key, reference or label holds a full CCCD"
-PROMISE_REDIRECT = "Attack review: sign-in never redirects off-site"
-PROMISE_SIGNOUT = "Attack review: a signed-out session stays dead (restart, other nodes)"
-PROMISE_ROLES = "Attack review: each role sees only the personal data it needs"
-PROMISE_PATHS = "Attack review: relative paths and read-only commands"
+PROMISE_FILES = "The database and secrets are private to the gateway's user (issue 14 #4)"
+PROMISE_KEYS = "No key, reference or label holds a full CCCD (issue 14 #5)"
+PROMISE_REDIRECT = "Sign-in never redirects off-site (issue 14 #7)"
+PROMISE_SIGNOUT = "A signed-out session stays dead on other nodes and after a restart (issue 14 #8)"
+PROMISE_ROLES = "Each role sees only the personal data it needs (issue 14 #12)"
+PROMISE_PATHS = "Relative paths follow the config; read-only commands create nothing (issue 14 #13)"
 
-POST_SECRET = "attack-post-office-secret"
+POST_SECRET = "attack-post-office-9d2c71e4a0b85f36"
 NAME = "Hoàng Thị Lan"
 CCCD = "006135001234"
 OTHER_CCCD = "006080004321"

@@ -48,8 +48,8 @@ from .reliability_kit import (
 
 NAME, CCCD = "Hoàng Thị Lan", "006135001234"
 PEOPLE = [("Lò Văn Pha", "006080004321"), ("Nông Thị Hương", "006185002468"), (NAME, CCCD)]
-MOTCUA_SECRET = "p-motcua"
-POST_SECRET = "p-post-office"
+MOTCUA_SECRET = "p-motcua-7c2e9a41b8d3f6051e4d"
+POST_SECRET = "p-post-office-5e1d8c3a9b7f2046e8a1"
 RESULTS = (
     '<KetQuaChiTra xmlns="urn:vn:btxh:chitra:1" ky="2020-09" maXa="02053">'
     + "".join(

@@ -157,6 +157,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "forbidden_text": "Vai trò «{role}» không được phép thực hiện việc này.",
         "csrf_title": "Biểu mẫu không hợp lệ",
         "csrf_text": "Biểu mẫu đã hết hạn hoặc không hợp lệ. Hãy tải lại trang và thử lại.",
+        "throttled_title": "Quá nhiều lần đăng nhập sai",
+        "throttled_text": (
+            "Có quá nhiều lần xác thực sai từ địa chỉ này. Hãy thử lại sau {seconds} giây."
+        ),
         "signin_first": "Phiên làm việc đã kết thúc. Vui lòng đăng nhập lại.",
         "back": "Quay lại",
         "total": "Tổng",
@@ -302,6 +306,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "forbidden_text": "The “{role}” role may not do this.",
         "csrf_title": "Form not valid",
         "csrf_text": "The form expired or is not valid. Reload the page and try again.",
+        "throttled_title": "Too many failed sign-ins",
+        "throttled_text": "Too many failed attempts from this address. Try again in {seconds} s.",
         "signin_first": "Your session has ended. Please sign in again.",
         "back": "Back",
         "total": "Total",
