@@ -51,6 +51,9 @@ class Connector:
 
     #: content types accepted on ``POST /inbound/{system}`` (lower case, no parameters)
     content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    #: the events this system's messages carry (what ``[[routes]]`` ``event`` can name);
+    #: None: not declared (a route's event is then not checked at start-up)
+    emits: ClassVar[tuple[str, ...] | None] = None
     #: model of the connector's own keys in ``[systems.X]``; unknown keys are refused
     options_model: ClassVar[type[BaseModel]] = NoOptions
 

@@ -202,11 +202,24 @@ def deliveries_retry(
     who = f"cli:{actor or getpass.getuser()}"
     if all_dead and not yes:
         click.confirm("Retry every dead delivery?", abort=True)
-    retried = run(with_store(config, lambda s: s.retry_dead(None if all_dead else list(ids), who)))
-    missing = sorted(set(ids) - set(retried))
+
+    async def retry(store: Store) -> tuple[list[int], dict[int, str | None]]:
+        done = await store.retry_dead(None if all_dead else list(ids), who)
+        left = {}
+        for delivery_id in sorted(set(ids) - set(done)):
+            found = await store.get_delivery(delivery_id)
+            left[delivery_id] = None if found is None else str(found["status"])
+        return done, left
+
+    retried, left = run(with_store(config, retry))
     click.echo(f"queued again: {len(retried)} ({', '.join(map(str, retried)) or 'none'})")
-    if missing:
-        click.echo(f"not dead (or unknown), left alone: {', '.join(map(str, missing))}", err=True)
+    not_dead = {i: status for i, status in left.items() if status is not None}
+    if not_dead:
+        text = ", ".join(f"{i} ({status})" for i, status in not_dead.items())
+        click.echo(f"not dead, left alone: {text}", err=True)
+    unknown = [i for i, status in left.items() if status is None]
+    if unknown:
+        raise click.ClickException(f"no delivery with id {', '.join(map(str, unknown))}")
 
 
 @deliveries.command("export", help="Export the delivery log as CSV (personal data masked).")

@@ -27,6 +27,7 @@ from gateway.log import get_logger, mask_text
 from gateway.metrics import Metrics
 from gateway.model import PermanentError
 from gateway.plugins import PluginError, Plugins, plugins_for
+from gateway.routing import RouteTable, unemitted
 from gateway.store import Store, StoreUnavailable
 from gateway.web import health, inbound
 from gateway.web.admin import setup_admin
@@ -87,6 +88,17 @@ def create_app(config: Config, *, plugins: Plugins | None = None) -> web.Applica
     app.router.add_get("/metrics", health.metrics)
     setup_admin(app)
     plugins.add_web_routes(app)
+    connectors = app[CONNECTORS]
+    for route, emits in unemitted(RouteTable(config.routes).routes, connectors):
+        log.warning(
+            "route_event_never_emitted",
+            route=route.name,
+            route_event=route.event,
+            system=route.source,
+            emits=emits,
+            hint=f"no plugin emits {route.event!r} from {route.source}: this route never "
+            "matches (a misspelt event?)",
+        )
     app.cleanup_ctx.extend([_store_ctx, _session_ctx, _engine_ctx, _pollers_ctx, _jobs_ctx])
     app.on_shutdown.append(_drain)
     return app

@@ -48,6 +48,7 @@ class RegistryConnector(Connector):
     """Sends applications and suspension candidates to the registry; reads its decisions."""
 
     content_types: ClassVar[tuple[str, ...]] = ("application/xml", "text/xml")
+    emits: ClassVar[tuple[str, ...] | None] = (EVENT_ACCEPTED, EVENT_REFUSED, "decision.issued")
 
     # -- inbound: decisions (§2.2) ----------------------------------------------------------
     async def parse(self, body: bytes, content_type: str) -> ParseResult:

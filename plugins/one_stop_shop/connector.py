@@ -74,6 +74,7 @@ class OneStopShopConnector(Connector):
     """Connector for a one-stop-shop (một cửa điện tử) speaking the DVCQG sync protocol."""
 
     content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    emits: ClassVar[tuple[str, ...] | None] = ("dossier.received",)
     options_model: ClassVar[type[BaseModel]] = OneStopShopOptions
     options: OneStopShopOptions
 

@@ -34,6 +34,7 @@ class PostOfficeConnector(Connector):
     """The payer: sends monthly payment lists, takes payment results."""
 
     content_types: ClassVar[tuple[str, ...]] = ("application/xml", "text/xml")
+    emits: ClassVar[tuple[str, ...] | None] = ("payment.results",)
 
     async def parse(self, body: bytes, content_type: str) -> ParseResult:
         return parse_results(body)

@@ -44,6 +44,13 @@ async def gateway_startup(app: web.Application) -> None:
 
 
 @hookimpl
+async def gateway_demo_tick(app: web.Application, elapsed: float) -> str | None:
+    from plugins.social_assistance.demo import tick
+
+    return await tick(app, elapsed)
+
+
+@hookimpl
 def gateway_openapi_paths() -> dict[str, Any]:
     from plugins.social_assistance.openapi import PATHS
 

@@ -6,6 +6,7 @@ import csv
 import getpass
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,14 @@ from gateway.api import (
     with_store,
 )
 from gateway.api import PluginStore as Store
-from plugins.social_assistance import service
+from gateway.model import now_vn
+from plugins.social_assistance import documents, service
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import (
     AcceptError,
     accept_decision,
     load_domain,
+    read,
 )
 
 
@@ -113,7 +116,7 @@ def send(
     rows = [
         {
             "commune": r.commune,
-            "people": r.people,
+            "people": f"{r.people:,}",
             "total VND": f"{r.total:,}",
             "lanGui": r.lan_gui,
             "status": r.status,
@@ -121,7 +124,13 @@ def send(
         }
         for r in results
     ]
-    click.echo(table(rows, ["commune", "people", "total VND", "lanGui", "status", "note"]))
+    click.echo(
+        table(
+            rows,
+            ["commune", "people", "total VND", "lanGui", "status", "note"],
+            right=("people", "total VND", "lanGui"),
+        )
+    )
     sent = [r for r in results if r.status == "sent"]
     unpaid = [r for r in results if r.unpaid]
     click.echo(
@@ -183,9 +192,20 @@ def report() -> None:
 
 @report.command("monthly")
 @click.option("--month", "month_text", required=True, help="YYYY-MM")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json", "csv", "xlsx"]), default="table"
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (xlsx: default bao-cao-thang-YYYY-MM.xlsx here).",
+)
+@click.option("--preparer", default=None, help="Người lập biểu on the xlsx (default: OS user).")
 @config_option
-def monthly_cmd(month_text: str, fmt: str, config_path: Path) -> None:
+def monthly_cmd(
+    month_text: str, fmt: str, out_path: Path | None, preparer: str | None, config_path: Path
+) -> None:
     """Beneficiaries and amounts by category and commune, changes, arrears, carried unpaid,
     suspension candidates and timeliness."""
     month = _month(month_text)
@@ -197,51 +217,119 @@ def monthly_cmd(month_text: str, fmt: str, config_path: Path) -> None:
     data = run(
         with_store(config, lambda store: service.monthly(store, domain, month), read_only=True)
     )
+    if fmt == "xlsx":
+        body = documents.report_xlsx(
+            data,
+            month,
+            names=documents.report_names(domain, data, month),
+            preparer=preparer or getpass.getuser(),
+            when=now_vn(),
+        )
+        target = out_path or Path(f"bao-cao-thang-{month}.xlsx")
+        _write(target, body)
+        click.echo(f"wrote {target} ({data['lists']} lists)", err=True)
+        return
     if fmt == "json":
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-        return
-    flat = _flat(data)
-    if fmt == "csv":
+        text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    elif fmt == "csv":
         buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(["section", "key", "lines", "receiving", "amount"])
-        writer.writerows(flat)
-        click.echo(buf.getvalue(), nl=False)
-        return
-    rows = [
-        {"section": s, "key": k, "lines": li, "receiving": rc, "amount": a}
-        for s, k, li, rc, a in flat
-    ]
-    click.echo(table(rows, ["section", "key", "lines", "receiving", "amount"]))
+        writer = csv.DictWriter(buf, documents.REPORT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(documents.report_rows(data))
+        text = buf.getvalue()
+    else:
+        rows = [
+            {k: f"{v:,}" if isinstance(v, int) else v for k, v in row.items()}
+            for row in documents.report_rows(data)
+        ]
+        text = table(rows, documents.REPORT_COLUMNS, right=("lines", "receiving", "amount"))
+        text += "\n"
+        if not data["lists"]:
+            text += f"no payment list was built for {month}\n"
+    if out_path is None:
+        click.echo(text, nl=False)
+    else:
+        _write(out_path, text.encode("utf-8"))
+        click.echo(f"wrote {out_path}", err=True)
 
 
-def _flat(data: dict[str, Any]) -> list[tuple[str, str, Any, Any, Any]]:
-    out: list[tuple[str, str, Any, Any, Any]] = []
-    for name in (
-        "beneficiaries",
-        "total_amount",
-        "increases",
-        "decreases",
-        "arrears_amount",
-        "carried_amount",
-        "suspension_candidates",
-        "paid_amount",
-        "unpaid_amount",
-    ):
-        if name in data:
-            out.append(("total", name, "", "", data[name]))
-    for section in ("by_category", "by_commune"):
-        for key, t in data.get(section, {}).items():
-            out.append((section, key, t["lines"], t["receiving"], t["amount"]))
-    tl = data["timeliness"]
-    out.append(("timeliness", "overdue", tl["overdue"], "", ""))
-    out.append(
-        (
-            "timeliness",
-            "arrears_from_lateness",
-            tl["arrears_from_lateness_months"],
-            "",
-            tl["arrears_from_lateness_vnd"],
+def _write(path: Path, body: bytes) -> None:
+    """Write an export, created 0600: it holds the people of a list or report."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(body)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+@payments.command("export")
+@click.option("--month", "month_text", required=True, help="The list month, YYYY-MM.")
+@click.option("--commune", "communes", multiple=True, help="Only this commune code (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["xlsx"]), default="xlsx", show_default=True)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="A folder (one file per commune), or a file name when one commune is asked for.",
+)
+@click.option("--preparer", default=None, help="Người lập biểu (default: the OS user).")
+@config_option
+def export_cmd(
+    month_text: str,
+    communes: tuple[str, ...],
+    fmt: str,
+    out_path: Path,
+    preparer: str | None,
+    config_path: Path,
+) -> None:
+    """The signing lists of month M (one .xlsx per commune: names, amounts, a signature
+    column; A4, ready to print). They name the payees: keep them as the office keeps paper."""
+    month = _month(month_text)
+    config = _config(config_path)
+    try:
+        domain = load_domain(config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    who = preparer or getpass.getuser()
+
+    async def go(store: Store) -> list[documents.ListDocument]:
+        wanted = list(communes) or [r["maXa"] for r in await service.overview(store, domain, month)]
+        found = []
+        for code in wanted:
+            doc = await read(store, documents.read_list_document, domain, str(month), code)
+            if doc is None:
+                raise click.ClickException(f"no list of commune {code} for {month}")
+            found.append(doc)
+        for doc in found:
+            await store.audit(
+                f"cli:{getpass.getuser()}", "download", f"payment list {doc.ky}:{doc.commune}", fmt
+            )
+        return found
+
+    docs = run(with_store(config, go))
+    if not docs:
+        raise click.ClickException(f"no payment list was built for {month}")
+    single_file = len(communes) == 1 and out_path.suffix == ".xlsx"
+    if not single_file:
+        out_path.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for doc in docs:
+        target = out_path if single_file else out_path / doc.file_name
+        _write(target, documents.list_xlsx(doc, preparer=who, when=now_vn()))
+        rows.append(
+            {
+                "commune": doc.commune,
+                "name": doc.commune_name,
+                "people": f"{doc.total_people:,}",
+                "total VND": f"{doc.total_amount:,}",
+                "file": str(target),
+            }
+        )
+    click.echo(
+        table(
+            rows, ["commune", "name", "people", "total VND", "file"], right=("people", "total VND")
         )
     )
-    return out

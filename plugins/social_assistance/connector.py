@@ -15,7 +15,7 @@ delivers ``decision.issued`` and ``payment.results`` messages to it like to any 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -55,6 +55,8 @@ LOCAL_URL = "local:social_assistance"
 class SocialAssistanceConnector(Connector):
     """Applies decisions and payment results to the plugin's tables (see the module doc)."""
 
+    #: the monthly lists (service.send_month) and the suspension candidates (reconciliation)
+    emits: ClassVar[tuple[str, ...] | None] = (EVENT_LIST, EVENT_CANDIDATES)
     store: Store | None = None
     domain: Domain | None = None
 

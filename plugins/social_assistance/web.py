@@ -12,10 +12,12 @@ audited), ``/payments/candidates``, ``/payments/timeliness``. API: ``GET /api/v1
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import jinja2
 from aiohttp import web
@@ -40,10 +42,16 @@ from gateway.api import (
     store_of,
 )
 from gateway.model import VN_TZ, now_vn
-from plugins.social_assistance import service
+from plugins.social_assistance import demo, documents, service
 from plugins.social_assistance.connector import SocialAssistanceConnector
 from plugins.social_assistance.month import Month
-from plugins.social_assistance.storage import AcceptError, Domain, accept_decision, load_domain
+from plugins.social_assistance.storage import (
+    AcceptError,
+    Domain,
+    accept_decision,
+    load_domain,
+    read,
+)
 from plugins.vn_common.cccd import mask_cccd
 
 log = get_logger("plugins.social_assistance.web")
@@ -92,6 +100,13 @@ TEXT: dict[str, dict[str, str]] = {
         "lần gần nhất {at}.",
         "send_again": "Lập và gửi lại kỳ {ky}",
         "sent_flash": "Kỳ {ky}: đã gửi {sent} danh sách; {unpaid} xã chưa gửi được.",
+        "downloads": "Tải về và in",
+        "report_xlsx": "Báo cáo tháng (.xlsx)",
+        "list_xlsx": "Danh sách ký nhận (.xlsx)",
+        "list_print": "Bản in (A4)",
+        "names_role": "Danh sách có họ tên người nhận: cần quyền vận hành (operator).",
+        "no_list": "Chưa lập danh sách cho xã và kỳ này.",
+        "print": "In",
     },
     "en": {
         "payments": "Payments",
@@ -132,6 +147,13 @@ TEXT: dict[str, dict[str, str]] = {
         "last at {at}.",
         "send_again": "Build and send month {ky} again",
         "sent_flash": "Month {ky}: {sent} lists sent; {unpaid} communes still not sent.",
+        "downloads": "Download and print",
+        "report_xlsx": "Monthly report (.xlsx)",
+        "list_xlsx": "Signing list (.xlsx)",
+        "list_print": "Print view (A4)",
+        "names_role": "Lists name the payees: the operator role is needed.",
+        "no_list": "No list was built for this commune and month.",
+        "print": "Print",
     },
 }
 
@@ -159,6 +181,8 @@ async def startup(app: web.Application) -> None:
     for connector in connectors_of(app).values():
         if isinstance(connector, SocialAssistanceConnector):
             connector.attach(store, domain)
+    if demo.STATE not in app:
+        app[demo.STATE] = demo.DemoState()  # gateway demo's part (the app takes no keys later)
     if GAUGE not in app:
         app[GAUGE] = Gauge(
             "gateway_payment_list_vnd",
@@ -233,7 +257,15 @@ async def payments_page(request: web.Request) -> web.Response:
     return await render_page(
         request,
         "sa_payments.html",
-        _ctx(request, month=month, rows=rows, alerts=alerts, flash=flash),
+        _ctx(
+            request,
+            month=month,
+            rows=rows,
+            alerts=alerts,
+            flash=flash,
+            can_names=principal(request).can(LIST_ROLE),
+            list_url=_list_url,
+        ),
     )
 
 
@@ -276,6 +308,110 @@ async def send_form(request: web.Request) -> web.Response:
         gw.wake()
     await refresh_metric(app)
     raise web.HTTPSeeOther(f"/payments?month={month}&ky={month}&sent={sent}&unpaid={unpaid}")
+
+
+# -- documents: the signing lists (named: LIST_ROLE) and the monthly report -------------------
+LIST_ROLE: Literal["operator"] = "operator"
+"""Who may download or print a list: it names every payee (the office signs it)."""
+STATIC = Path(__file__).parent / "static"
+
+
+def _list_url(ky: str, commune: str, suffix: str = "") -> str:
+    return f"/payments/lists/{ky}/{commune}{suffix}"
+
+
+def _vnd(amount: int | None) -> str:
+    """1234567 -> 1.234.567 (Vietnamese grouping) for the print page."""
+    return "" if amount is None else f"{amount:,}".replace(",", ".")
+
+
+async def _list_document(request: web.Request) -> documents.ListDocument | None:
+    try:
+        month = Month.parse(request.match_info["ky"])
+    except ValueError:
+        raise _BadMonth from None
+    commune = request.match_info["commune"]
+    return await read(
+        store_of(request.app),
+        documents.read_list_document,
+        _domain(request.app),
+        str(month),
+        commune,
+    )
+
+
+async def _no_list(request: web.Request) -> web.Response:
+    text = TEXT[lang_of(request) if lang_of(request) in TEXT else "vi"]["no_list"]
+    return await render_page(request, "sa_message.html", _ctx(request, text=text), status=404)
+
+
+async def _audit_download(request: web.Request, doc: documents.ListDocument, fmt: str) -> None:
+    who = principal(request)
+    target = f"payment list {doc.ky}:{doc.commune}"
+    await store_of(request.app).audit(who.actor, "download", target, fmt)
+    log.info("sa_list_downloaded", ky=str(doc.ky), commune=doc.commune, fmt=fmt, actor=who.actor)
+
+
+async def list_xlsx_handler(request: web.Request) -> web.Response:
+    doc = await _list_document(request)
+    if doc is None:
+        return await _no_list(request)
+    # a big commune's workbook takes a moment to write: off the event loop
+    body = await asyncio.to_thread(
+        documents.list_xlsx, doc, preparer=principal(request).name, when=now_vn()
+    )
+    await _audit_download(request, doc, "xlsx")
+    return _attachment(body, doc.file_name)
+
+
+def _attachment(body: bytes, name: str) -> web.Response:
+    return web.Response(
+        body=body,
+        content_type=documents.XLSX_TYPE,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def list_print_page(request: web.Request) -> web.Response:
+    doc = await _list_document(request)
+    if doc is None:
+        return await _no_list(request)
+    await _audit_download(request, doc, "print")
+    return await render_page(
+        request,
+        "sa_list_print.html",
+        _ctx(
+            request,
+            doc=doc,
+            vnd=_vnd,
+            preparer=principal(request).name,
+            today=documents.vn_date(now_vn()),
+            xlsx_url=_list_url(str(doc.ky), doc.commune, ".xlsx"),
+        ),
+    )
+
+
+async def report_xlsx_handler(request: web.Request) -> web.Response:
+    month = _month(request, api=False)
+    domain = _domain(request.app)
+    data = await service.monthly(store_of(request.app), domain, month)
+    body = await asyncio.to_thread(
+        documents.report_xlsx,
+        data,
+        month,
+        names=documents.report_names(domain, data, month),
+        preparer=principal(request).name,
+        when=now_vn(),
+    )
+    return _attachment(body, f"bao-cao-thang-{month}.xlsx")
+
+
+async def print_css(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "sa_print.css", headers={"Cache-Control": "max-age=3600"})
 
 
 async def held_page(request: web.Request) -> web.Response:
@@ -373,7 +509,7 @@ async def api_accept(request: web.Request) -> web.Response:
 
 
 def setup_routes(app: web.Application) -> None:
-    here = __import__("pathlib").Path(__file__).parent / "templates"
+    here = Path(__file__).parent / "templates"
     add_templates(app, jinja2.FileSystemLoader(here))
     pages = [
         ("/payments", payments_page, "payments"),
@@ -384,6 +520,22 @@ def setup_routes(app: web.Application) -> None:
     for path, handler, _key in pages:
         app.router.add_get(path, _page(handler))
         protect(app, path, "viewer")
+    ky, commune = "{ky:\\d{4}-\\d{2}}", "{commune:\\d{5}}"
+    documents_routes: list[tuple[str, str, Handler, Literal["viewer", "operator"]]] = [
+        (_list_url(ky, commune), _list_url("{ky}", "{commune}"), list_print_page, LIST_ROLE),
+        (
+            _list_url(ky, commune, ".xlsx"),
+            _list_url("{ky}", "{commune}", ".xlsx"),
+            list_xlsx_handler,
+            LIST_ROLE,
+        ),
+        ("/payments/report.xlsx", "/payments/report.xlsx", report_xlsx_handler, "viewer"),
+    ]
+    for path, canonical, doc_handler, role in documents_routes:
+        app.router.add_get(path, _page(doc_handler))
+        protect(app, canonical, role)
+    app.router.add_get("/payments/print.css", print_css)
+    protect(app, "/payments/print.css", "public")
     add_nav(app, NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
     app.router.add_post("/payments/held/accept", held_accept_form)
     protect(app, "/payments/held/accept", "operator")
