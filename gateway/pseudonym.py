@@ -50,7 +50,9 @@ def digest(value: str, purpose: str = "id") -> str:
 
 
 def pseudonym(number: str, purpose: str = "id") -> str:
-    """``006135001234`` → ``********1234-dpjkamboncpeflgb`` (see the module doc)."""
+    """What stands for a CCCD in a key, reference or label: ``006135001234`` →
+    ``********1234-dpjkamboncpeflgb`` (the last four digits and a keyed hash under the
+    store's key: stable on every node and restart, not reversible without the key)."""
     masked = "*" * max(len(number) - 4, 0) + number[-4:]
     return f"{masked}-{digest(number, purpose)}"
 
