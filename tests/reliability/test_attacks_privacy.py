@@ -529,7 +529,7 @@ def _cli_elsewhere(
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "ATTACK_UNSET_SECRET"}
     if secret:
-        env["ATTACK_UNSET_SECRET"] = "a-secret-only-the-writing-command-is-given"
+        env["ATTACK_UNSET_SECRET"] = "3f9c2a7e1b6d4058a9e2c7b1d0f4e6a8"
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run(
         [sys.executable, "-m", "gateway.cli", *args, "--config", str(config)],
