@@ -32,7 +32,7 @@ from plugins.vn_common.cccd import make_cccd
 
 from .conftest import screenshot
 
-SECRET = "s-post"
+SECRET = "s-post-8e3b1f6a2c9d4e70b5a1"
 MONTH = Month(2020, 10)
 PEOPLE = [
     ("Hoàng Thị Lan", "1935-04-12", True, "5.5a"),
