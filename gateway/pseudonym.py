@@ -9,7 +9,7 @@ unique and stable, and without the key it cannot be reversed (a bare hash of a 1
 number is reversed by trying them all). Letters, not hex digits, so that no run of digits in
 a key ever looks like a CCCD or a phone number to the masking of pages and logs.
 
-The key is random, made once per database (``gateway_keys``, migration 0003) and installed
+The key is random, made once per database (``gateway_keys``, migration 0004) and installed
 by every process that opens the store for traffic (:func:`install_key`), so every node and
 every restart derives the same pseudonym for the same number — dedupe and ordering keep
 working. A process that never installed one (a unit test parsing a document) uses a random

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -135,7 +136,42 @@ poll_cursors = Table(
     Column("updated_at", Float, nullable=False),
 )
 
-#: signed-out dashboard sessions (migration 0003), refused by every node until they expire
+#: cluster membership (migration 0003): the fencing generation of each node
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("alive", Boolean, nullable=False),
+    Column("joined_at", Float, nullable=False),
+    Column("fenced_at", Float),
+    Column("fenced_by", String(128)),
+)
+
+#: when each node last beat (apart from ``nodes``: a beat never waits for the node's cycle)
+node_heartbeats = Table(
+    "node_heartbeats",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("at", Float, nullable=False),
+)
+
+#: once-per-cluster schedules (migration 0003): who runs a job now and when it is due next
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(128)),
+    Column("generation", BigInteger),
+    Column("started_at", Float),
+    Column("next_run_at", Float, nullable=False),
+    Column("last_run_at", Float),
+    Column("last_node", String(128)),
+    Column("last_error", Text),
+    Column("runs", BigInteger, nullable=False, server_default="0"),
+)
+
+#: signed-out dashboard sessions (migration 0004), refused by every node until they expire
 revoked_sessions = Table(
     "revoked_sessions",
     metadata,
@@ -146,7 +182,7 @@ revoked_sessions = Table(
 )
 Index("ix_revoked_sessions_expires", revoked_sessions.c.expires_at)
 
-#: random keys made once per database (migration 0003), e.g. the CCCD pseudonym key
+#: random keys made once per database (migration 0004), e.g. the CCCD pseudonym key
 gateway_keys = Table(
     "gateway_keys",
     metadata,

@@ -5,16 +5,16 @@
 * ``gateway_keys``: named random keys made once per database, for example the key of the
   keyed hash that stands for a CCCD in keys and references (``cccd-pseudonym``).
 
-Revision ID: 0003_sessions_keys
-Revises: 0002
+Revision ID: 0004_sessions_keys
+Revises: 0003
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_sessions_keys"
-down_revision = "0002"
+revision = "0004_sessions_keys"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
