@@ -56,8 +56,9 @@ from gateway.host import (
     prepare_message,
     store_of,
 )
-from gateway.log import get_logger, mask_name, mask_text
+from gateway.log import get_logger, mask_id, mask_name, mask_text
 from gateway.plugins import Plugins, plugins_for
+from gateway.pseudonym import pseudonym
 from gateway.signing import sign
 from gateway.simulation import SimulatorOptions
 from gateway.store import StoreUnavailable
@@ -102,6 +103,7 @@ __all__ = [
     "install_faults",
     "lang_of",
     "load_config",
+    "mask_id",
     "mask_name",
     "mask_text",
     "metrics_registry_of",
@@ -110,6 +112,7 @@ __all__ = [
     "prepare_message",
     "principal",
     "protect",
+    "pseudonym",
     "render_page",
     "run",
     "sign",
