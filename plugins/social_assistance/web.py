@@ -21,11 +21,14 @@ from prometheus_client import Gauge
 from gateway.log import get_logger, mask_name
 from gateway.model import now_vn
 from gateway.web.admin import NAV, NavEntry, add_templates, principal, protect, render_page
+from gateway.web.admin.charts import column_chart, hbar_chart
+from gateway.web.admin.i18n import LANGS, MESSAGES, format_money, format_month, translate
 from gateway.web.admin.pages import lang_of
 from gateway.web.errors import ApiError
 from gateway.web.keys import CONFIG, CONNECTORS, METRICS, STORE, need
 from plugins.social_assistance import service
 from plugins.social_assistance.connector import SocialAssistanceConnector
+from plugins.social_assistance.labels import bien_dong_label, category_label, commune_label
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import AcceptError, Domain, accept_decision, load_domain
 from plugins.vn_common.cccd import mask_cccd
@@ -36,69 +39,9 @@ GAUGE = web.AppKey("social_assistance_gauge", Gauge)
 API = "/api/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: the pages' strings, from the dashboard's one catalogue (keys ``sa_*`` there)
 TEXT: dict[str, dict[str, str]] = {
-    "vi": {
-        "payments": "Chi trả",
-        "held": "Quyết định chờ duyệt",
-        "candidates": "Đề nghị tạm dừng",
-        "timeliness": "Thời hạn giải quyết",
-        "month": "Kỳ",
-        "show": "Xem",
-        "commune": "Xã",
-        "people": "Số người",
-        "total": "Tổng tiền (VND)",
-        "lan_gui": "Lần gửi",
-        "delivery": "Chuyển đi",
-        "paid": "Đã chi",
-        "unpaid": "Chưa chi",
-        "flagged": "Lệch",
-        "empty": "Chưa có dữ liệu.",
-        "decision": "Quyết định",
-        "dossier": "Hồ sơ",
-        "signed": "Ngày ký",
-        "state": "Trạng thái",
-        "registry": "Phần mềm quản lý",
-        "rules": "Tính lại theo quy định",
-        "accept": "Chấp nhận",
-        "person": "Đối tượng",
-        "months": "Các tháng chưa nhận",
-        "days_decision": "Số ngày đến quyết định",
-        "days_payment": "Số ngày đến lần chi đầu",
-        "overdue": "Quá hạn",
-        "arrears_late": "Truy lĩnh do chậm",
-        "bad_request": "Yêu cầu không hợp lệ",
-    },
-    "en": {
-        "payments": "Payments",
-        "held": "Held decisions",
-        "candidates": "Suspension candidates",
-        "timeliness": "Timeliness",
-        "month": "Month",
-        "show": "Show",
-        "commune": "Commune",
-        "people": "People",
-        "total": "Total (VND)",
-        "lan_gui": "Sending",
-        "delivery": "Delivery",
-        "paid": "Paid",
-        "unpaid": "Unpaid",
-        "flagged": "Flagged",
-        "empty": "Nothing yet.",
-        "decision": "Decision",
-        "dossier": "Dossier",
-        "signed": "Signed",
-        "state": "State",
-        "registry": "Registry",
-        "rules": "Recomputed by the rules",
-        "accept": "Accept",
-        "person": "Person",
-        "months": "Unpaid months",
-        "days_decision": "Days to decision",
-        "days_payment": "Days to first payment",
-        "overdue": "Overdue",
-        "arrears_late": "Arrears from lateness",
-        "bad_request": "Bad request",
-    },
+    lang: {k[3:]: v for k, v in MESSAGES[lang].items() if k.startswith("sa_")} for lang in LANGS
 }
 
 
@@ -166,7 +109,9 @@ def _page(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except _BadMonth:
-            text = "month must be YYYY-MM (tháng phải có dạng YYYY-MM)"
+            text = translate(
+                lang_of(request), "sa_bad_month", first=f"{MIN_YEAR}-01", last=f"{MAX_YEAR}-12"
+            )
             return await render_page(
                 request, "sa_message.html", _ctx(request, text=text), status=400
             )
@@ -175,15 +120,83 @@ def _page(handler: Handler) -> Handler:
 
 
 def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
-    return {"s": TEXT[lang_of(request) if lang_of(request) in TEXT else "vi"], **extra}
+    lang = lang_of(request) if lang_of(request) in TEXT else "vi"
+    if isinstance(extra.get("month"), Month) and "picker" not in extra:
+        extra["picker"] = _month_nav(extra["month"], [], lang)
+    return {"s": TEXT[lang], **extra}
 
 
 # -- pages ----------------------------------------------------------------------------------------
+def _month_nav(month: Month, known: list[str], lang: str) -> dict[str, Any]:
+    """The styled month picker: a select of months (the year around the shown one and every
+    month with lists), with the previous and next months as links."""
+    around = {str(month + k) for k in range(-12, 4)}
+    options = sorted(around | {k for k in known if k[:4].isdigit()}, reverse=True)
+    return {
+        "value": str(month),
+        "label": format_month(str(month), lang),
+        "options": [(k, format_month(k, lang)) for k in options],
+        "prev": str(month - 1) if (month - 1).year >= MIN_YEAR else None,
+        "next": str(month + 1) if (month + 1).year <= MAX_YEAR else None,
+    }
+
+
+def _short_month(ky: str, lang: str) -> str:
+    year, mon = ky.split("-")
+    return f"{mon}/{year[2:]}" if lang == "vi" else format_month(ky, lang)[:3] + " " + year[2:]
+
+
 async def payments_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
-    rows = await service.overview(need(request.app, STORE), _domain(request.app), month)
+    lang = lang_of(request)
+    store, domain = need(request.app, STORE), _domain(request.app)
+    rows = await service.overview(store, domain, month)
     await refresh_metric(request.app)
-    return await render_page(request, "sa_payments.html", _ctx(request, month=month, rows=rows))
+    totals = await service.list_totals(store)
+    report = await service.monthly(store, domain, month) if rows else {}
+    units, rules = domain.admin_units, domain.rules
+    for r in rows:
+        r["commune"] = commune_label(units, r["maXa"], month, lang)
+    by_commune = hbar_chart(
+        [(r["commune"], r["total"], format_money(r["total"], lang)) for r in rows]
+    )
+    categories = sorted((report.get("by_category") or {}).items())
+    by_category = hbar_chart(
+        [
+            (category_label(rules, code, lang), t["amount"], format_money(t["amount"], lang))
+            for code, t in categories
+        ]
+    )
+    last12 = [str(month + k) for k in range(-11, 1)]
+    months = column_chart(
+        [
+            (
+                format_month(k, lang),
+                _short_month(k, lang),
+                totals.get(k, 0),
+                format_money(totals.get(k, 0), lang),
+            )
+            for k in last12
+        ]
+    )
+    changes = [
+        (bien_dong_label(k, lang), n) for k, n in sorted((report.get("changes") or {}).items()) if n
+    ]
+    return await render_page(
+        request,
+        "sa_payments.html",
+        _ctx(
+            request,
+            month=month,
+            picker=_month_nav(month, list(totals), lang),
+            rows=rows,
+            by_commune=by_commune,
+            by_category=by_category,
+            months_chart=months,
+            changes=changes,
+            month_total=sum(r["total"] for r in rows),
+        ),
+    )
 
 
 async def held_page(request: web.Request) -> web.Response:
@@ -203,7 +216,7 @@ async def held_accept_form(request: web.Request) -> web.Response:
         return await render_page(
             request,
             "sa_message.html",
-            _ctx(request, text="id and figure (gateway|registry) are needed"),
+            _ctx(request, text=translate(lang_of(request), "sa_bad_accept")),
             status=400,
         )
     raise web.HTTPSeeOther("/payments/held")
@@ -221,12 +234,15 @@ async def _accept(request: web.Request, row_id: int, figure: str) -> dict[str, A
 async def candidates_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
     found = await service.candidates(need(request.app, STORE), _domain(request.app), month)
+    lang = lang_of(request)
+    units = _domain(request.app).admin_units
     rows = [
         {
             "maXa": c["maXa"],
+            "commune": commune_label(units, c["maXa"], month, lang),
             "soDinhDanh": mask_cccd(p["soDinhDanh"]),
             "hoTen": mask_name(p["hoTen"]),
-            "months": " ".join(p["cacThangChuaNhan"]),
+            "months": ", ".join(format_month(k, lang) for k in p["cacThangChuaNhan"]),
         }
         for c in found
         for p in c["doiTuong"]
@@ -292,7 +308,7 @@ def setup_routes(app: web.Application) -> None:
     for path, handler, _key in pages:
         app.router.add_get(path, _page(handler))
         protect(app, path, "viewer")
-    app[NAV].append(NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
+    app[NAV].append(NavEntry("/payments", {lang: TEXT[lang]["payments"] for lang in LANGS}))
     app.router.add_post("/payments/held/accept", held_accept_form)
     protect(app, "/payments/held/accept", "operator")
     for path, handler in (

@@ -1,4 +1,9 @@
-"""Every string of the dashboard, in Vietnamese (the default) and English.
+"""Every user-facing string of the dashboard, in Vietnamese (the default) and English: the
+single catalogue (the core's pages, the plugins' pages, the labels of systems, events and
+states); numbers, money, dates and months are formatted from CLDR data through Babel.
+
+Keys are grouped by page; add a key to both languages (a test checks that every key exists
+in both, with the same placeholders, and that every key a template uses exists).
 
 The language is ``?lang=vi|en`` (remembered in the ``lang`` cookie), else the cookie, else
 Vietnamese. Placeholders are ``str.format`` fields.
@@ -6,10 +11,12 @@ Vietnamese. Placeholders are ``str.format`` fields.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
 
 from gateway.model import VN_TZ
 
@@ -48,6 +55,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "col_breaker": "Ngắt mạch",
         "col_dead": "Chờ xử lý lỗi",
         "col_last_error": "Lỗi gần nhất",
+        "menu": "Danh mục",
         "breaker_closed": "Bình thường",
         "breaker_half_open": "Đang thử lại",
         "breaker_open": "Đang ngắt",
@@ -61,7 +69,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "legend_delivered": "Gửi được",
         "legend_failed": "Lỗi",
         "no_systems": "Chưa cấu hình hệ thống nào.",
-        "auto_refresh": "Trang tự làm mới sau mỗi 30 giây.",
+        "live_on": "Tự cập nhật mỗi {seconds} giây",
+        "live_paused": "Đã tạm dừng cập nhật",
+        "live_pause": "Tạm dừng cập nhật",
+        "live_resume": "Tiếp tục cập nhật",
+        "live_failed": "Không cập nhật được, sẽ thử lại",
         "updated_at": "Cập nhật lúc {time}",
         "log_title": "Nhật ký gửi",
         "filter_system": "Hệ thống",
@@ -77,6 +89,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "outcome_retry_scheduled": "Chờ gửi lại",
         "outcome_dead": "Gửi lỗi",
         "outcome_replayed": "Gửi lại thủ công",
+        "outcome_refused": "Bị từ chối",
         "col_time": "Thời gian",
         "col_delivery": "Lượt gửi",
         "col_dossier": "Mã hồ sơ",
@@ -85,7 +98,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "col_outcome": "Kết quả",
         "col_http": "HTTP",
         "col_duration": "Thời lượng",
-        "col_error": "Lỗi",
+        "col_error": "Kết quả / phản hồi",
         "col_actor": "Người thao tác",
         "page_older": "Cũ hơn →",
         "page_newest": "← Mới nhất",
@@ -119,9 +132,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "timeline_title": "Dòng thời gian hồ sơ {key}",
         "ev_received": "Nhận «{event}» từ {source} (phiên bản {revision})",
         "ev_attempt": "Gửi tới {destination}, lần {attempt}",
+        "ev_answer_to": "(phản hồi của lượt gửi #{id})",
+        "pager": "Chuyển trang",
         "deliveries_now": "Trạng thái các lượt gửi",
         "no_dossier": "Cổng chưa nhận hồ sơ nào có mã {key}.",
-        "dead_title": "Gửi lỗi (thư chết)",
+        "dead_title": "Gửi lỗi cần xử lý",
         "dead_help": (
             "Các lượt gửi đã dừng vì lỗi không tự khắc phục được hoặc đã quá hạn. "
             "Hãy xử lý nguyên nhân rồi bấm «Gửi lại»."
@@ -158,6 +173,80 @@ MESSAGES: dict[str, dict[str, str]] = {
         "signin_first": "Phiên làm việc đã kết thúc. Vui lòng đăng nhập lại.",
         "back": "Quay lại",
         "total": "Tổng",
+        # -- what the systems, events and states are called (labels.py) --
+        "plugin_district_registry": "Phần mềm quản lý đối tượng BTXH",
+        "plugin_http_json": "Hệ thống HTTP/JSON",
+        "plugin_one_stop_shop": "Bộ phận một cửa",
+        "plugin_post_office": "Bưu điện chi trả",
+        "plugin_social_assistance": "Chi trả trợ cấp hàng tháng",
+        "event_decision.issued": "Quyết định hưởng trợ cấp",
+        "event_dossier.accepted": "Hồ sơ được tiếp nhận xử lý",
+        "event_dossier.received": "Hồ sơ nộp tại bộ phận một cửa",
+        "event_dossier.refused": "Hồ sơ bị từ chối",
+        "event_message.received": "Thông điệp",
+        "event_payment.list": "Danh sách chi trả",
+        "event_payment.results": "Kết quả chi trả",
+        "event_payment.suspension_candidates": "Đề nghị tạm dừng chi trả",
+        "status_not_routed": "Chưa có tuyến gửi",
+        "biendong_dieu_chinh": "Điều chỉnh mức",
+        "biendong_giam": "Thôi hưởng",
+        "biendong_khong_doi": "Không thay đổi",
+        "biendong_tam_dung": "Tạm dừng",
+        "biendong_tang": "Hưởng mới",
+        "biendong_tiep_tuc": "Hưởng tiếp",
+        "commune_new": "xã mới",
+        "commune_old": "mã cũ",
+        "month_pattern": "'Tháng' MM/yyyy",
+        "date_pattern": "dd/MM/yyyy",
+        "time_pattern": "dd/MM/yyyy HH:mm:ss",
+        # -- the social-assistance pages (plugins/social_assistance/web.py: key without sa_) --
+        "sa_accept": "Chấp nhận",
+        "sa_arrears_late": "Truy lĩnh do chậm",
+        "sa_bad_accept": (
+            "Cần chọn quyết định và số liệu được chấp nhận "
+            "(phần mềm quản lý hoặc tính lại theo quy định)."
+        ),
+        "sa_bad_month": "Tháng phải có dạng YYYY-MM, từ {first} đến {last}.",
+        "sa_bad_request": "Yêu cầu không hợp lệ",
+        "sa_biendong": "Biến động trong tháng",
+        "sa_candidates": "Đề nghị tạm dừng",
+        "sa_category": "Đối tượng",
+        "sa_chart_by_category": "Số tiền theo đối tượng",
+        "sa_chart_by_commune": "Số tiền theo xã",
+        "sa_chart_desc": "Biểu đồ cột ngang; số liệu đầy đủ trong bảng bên dưới.",
+        "sa_chart_months": "Tổng chi trả 12 tháng gần nhất",
+        "sa_chart_months_desc": "Biểu đồ cột, mỗi cột là tổng tiền các danh sách của một tháng.",
+        "sa_chart_table": "Xem số liệu dạng bảng",
+        "sa_commune": "Xã",
+        "sa_days_decision": "Số ngày đến quyết định",
+        "sa_days_payment": "Số ngày đến lần chi đầu",
+        "sa_decision": "Quyết định",
+        "sa_delivery": "Chuyển đi",
+        "sa_dossier": "Hồ sơ",
+        "sa_empty": "Chưa có dữ liệu.",
+        "sa_flagged": "Lệch",
+        "sa_held": "Quyết định chờ duyệt",
+        "sa_lan_gui": "Lần gửi",
+        "sa_month": "Kỳ chi trả",
+        "sa_month_next": "Tháng sau",
+        "sa_month_prev": "Tháng trước",
+        "sa_months": "Các tháng chưa nhận",
+        "sa_overdue": "Quá hạn",
+        "sa_paid": "Đã chi",
+        "sa_payments": "Chi trả",
+        "sa_people": "Số người",
+        "sa_person": "Đối tượng",
+        "sa_registry": "Phần mềm quản lý",
+        "sa_rules": "Tính lại theo quy định",
+        "sa_show": "Xem",
+        "sa_signed": "Ngày ký",
+        "sa_state": "Trạng thái",
+        "sa_state_conflict": "Lệch số liệu",
+        "sa_state_held": "Chờ duyệt",
+        "sa_timeliness": "Thời hạn giải quyết",
+        "sa_total": "Tổng tiền",
+        "sa_unpaid": "Chưa chi",
+        "sa_yes": "Có",
     },
     "en": {
         "app_title": "Social-assistance dossier exchange gateway",
@@ -189,6 +278,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "col_breaker": "Circuit breaker",
         "col_dead": "Dead letters",
         "col_last_error": "Last error",
+        "menu": "Menu",
         "breaker_closed": "Closed",
         "breaker_half_open": "Half-open",
         "breaker_open": "Open",
@@ -202,7 +292,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "legend_delivered": "Delivered",
         "legend_failed": "Failed",
         "no_systems": "No systems are configured.",
-        "auto_refresh": "This page refreshes every 30 seconds.",
+        "live_on": "Updates every {seconds} seconds",
+        "live_paused": "Updates paused",
+        "live_pause": "Pause updates",
+        "live_resume": "Resume updates",
+        "live_failed": "Could not update; will try again",
         "updated_at": "Updated {time}",
         "log_title": "Delivery log",
         "filter_system": "System",
@@ -218,6 +312,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "outcome_retry_scheduled": "Retry scheduled",
         "outcome_dead": "Dead",
         "outcome_replayed": "Replayed",
+        "outcome_refused": "Refused",
         "col_time": "Time",
         "col_delivery": "Delivery",
         "col_dossier": "Dossier",
@@ -226,7 +321,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "col_outcome": "Outcome",
         "col_http": "HTTP",
         "col_duration": "Duration",
-        "col_error": "Error",
+        "col_error": "Result / response",
         "col_actor": "By",
         "page_older": "Older →",
         "page_newest": "← Newest",
@@ -263,6 +358,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "timeline_title": "Timeline of dossier {key}",
         "ev_received": "Received “{event}” from {source} (revision {revision})",
         "ev_attempt": "Attempt {attempt} to {destination}",
+        "ev_answer_to": "(the answer to delivery #{id})",
+        "pager": "Pages",
         "deliveries_now": "Deliveries now",
         "no_dossier": "The gateway knows no dossier with the key {key}.",
         "dead_title": "Dead letters",
@@ -301,10 +398,83 @@ MESSAGES: dict[str, dict[str, str]] = {
         "signin_first": "Your session has ended. Please sign in again.",
         "back": "Back",
         "total": "Total",
+        # -- what the systems, events and states are called (labels.py) --
+        "plugin_district_registry": "Social-assistance registry",
+        "plugin_http_json": "HTTP/JSON system",
+        "plugin_one_stop_shop": "One-stop-shop desk",
+        "plugin_post_office": "Post office",
+        "plugin_social_assistance": "Monthly allowance payments",
+        "event_decision.issued": "Allowance decision",
+        "event_dossier.accepted": "Dossier accepted by the registry",
+        "event_dossier.received": "Dossier filed at the one-stop-shop",
+        "event_dossier.refused": "Dossier refused",
+        "event_message.received": "Message",
+        "event_payment.list": "Payment list",
+        "event_payment.results": "Payment results",
+        "event_payment.suspension_candidates": "Suspension candidates",
+        "status_not_routed": "Not routed",
+        "biendong_dieu_chinh": "Amount adjusted",
+        "biendong_giam": "Stopped",
+        "biendong_khong_doi": "Unchanged",
+        "biendong_tam_dung": "Suspended",
+        "biendong_tang": "New",
+        "biendong_tiep_tuc": "Resumed",
+        "commune_new": "new commune",
+        "commune_old": "old code",
+        "month_pattern": "LLLL yyyy",
+        "date_pattern": "d MMM yyyy",
+        "time_pattern": "yyyy-MM-dd HH:mm:ss",
+        # -- the social-assistance pages (plugins/social_assistance/web.py: key without sa_) --
+        "sa_accept": "Accept",
+        "sa_arrears_late": "Arrears from lateness",
+        "sa_bad_accept": (
+            "Choose a decision and the figure to accept (the registry's or the rules')."
+        ),
+        "sa_bad_month": "The month must be YYYY-MM, from {first} to {last}.",
+        "sa_bad_request": "Bad request",
+        "sa_biendong": "Changes this month",
+        "sa_candidates": "Suspension candidates",
+        "sa_category": "Category",
+        "sa_chart_by_category": "Money by category",
+        "sa_chart_by_commune": "Money by commune",
+        "sa_chart_desc": "Horizontal bar chart; the full figures are in the table below.",
+        "sa_chart_months": "Totals of the last 12 months",
+        "sa_chart_months_desc": "Bar chart, one bar per month: the total of that month's lists.",
+        "sa_chart_table": "Show the figures as a table",
+        "sa_commune": "Commune",
+        "sa_days_decision": "Days to decision",
+        "sa_days_payment": "Days to first payment",
+        "sa_decision": "Decision",
+        "sa_delivery": "Delivery",
+        "sa_dossier": "Dossier",
+        "sa_empty": "Nothing yet.",
+        "sa_flagged": "Flagged",
+        "sa_held": "Held decisions",
+        "sa_lan_gui": "Sending",
+        "sa_month": "Payment month",
+        "sa_month_next": "Next month",
+        "sa_month_prev": "Previous month",
+        "sa_months": "Unpaid months",
+        "sa_overdue": "Overdue",
+        "sa_paid": "Paid",
+        "sa_payments": "Payments",
+        "sa_people": "People",
+        "sa_person": "Person",
+        "sa_registry": "Registry",
+        "sa_rules": "Recomputed by the rules",
+        "sa_show": "Show",
+        "sa_signed": "Signed",
+        "sa_state": "State",
+        "sa_state_conflict": "Figures differ",
+        "sa_state_held": "Held",
+        "sa_timeliness": "Timeliness",
+        "sa_total": "Total",
+        "sa_unpaid": "Unpaid",
+        "sa_yes": "Yes",
     },
 }
 
-_TIME_FORMATS = {"vi": "%d/%m/%Y %H:%M:%S", "en": "%Y-%m-%d %H:%M:%S"}
+BABEL_LOCALES = {"vi": "vi_VN", "en": "en_GB"}
 
 
 def translate(lang: str, key: str, /, **fields: Any) -> str:
@@ -313,6 +483,11 @@ def translate(lang: str, key: str, /, **fields: Any) -> str:
         key, key
     )
     return text.format(**fields) if fields else text
+
+
+def has(key: str) -> bool:
+    """Whether the catalogue has ``key`` (labels fall back to the code when it has not)."""
+    return key in MESSAGES[DEFAULT_LANG]
 
 
 def choose_lang(request: web.Request) -> tuple[str, bool]:
@@ -324,10 +499,54 @@ def choose_lang(request: web.Request) -> tuple[str, bool]:
     return (cookie if cookie in LANGS else DEFAULT_LANG), False
 
 
+def _locale(lang: str) -> str:
+    return BABEL_LOCALES.get(lang, BABEL_LOCALES[DEFAULT_LANG])
+
+
 def format_time(epoch: float | None, lang: str) -> str:
-    """A time of the store (UTC epoch) as shown to an office in Vietnam."""
+    """A time of the store (UTC epoch) as shown to an office in Vietnam (CLDR via Babel)."""
     if epoch is None:
         return ""
-    return datetime.fromtimestamp(epoch, VN_TZ).strftime(
-        _TIME_FORMATS.get(lang, _TIME_FORMATS["vi"])
+    return babel_dates.format_datetime(
+        datetime.fromtimestamp(epoch, VN_TZ), translate(lang, "time_pattern"), locale=_locale(lang)
     )
+
+
+def format_number(value: int | float | None, lang: str) -> str:
+    """A count or amount with the language's grouping (vi ``1.234.567``, en ``1,234,567``)."""
+    if value is None:
+        return "–"
+    return babel_numbers.format_decimal(value, locale=_locale(lang))
+
+
+def format_money(value: int | None, lang: str) -> str:
+    """Whole VND (vi ``1.234.567 ₫``, en ``₫1,234,567``)."""
+    if value is None:
+        return "–"
+    return babel_numbers.format_currency(value, "VND", locale=_locale(lang), currency_digits=True)
+
+
+def format_date(value: date | str | None, lang: str) -> str:
+    """A calendar day (vi ``dd/mm/yyyy``); an ISO string is read first, anything else shown."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            return value
+    else:
+        day = value
+    return babel_dates.format_date(day, translate(lang, "date_pattern"), locale=_locale(lang))
+
+
+def format_month(value: str | None, lang: str) -> str:
+    """A month ``YYYY-MM`` as an office writes it (vi ``Tháng 01/2027``, en ``January 2027``)."""
+    if not value:
+        return ""
+    try:
+        year, month = (int(part) for part in str(value).split("-"))
+        day = date(year, month, 1)
+    except ValueError:
+        return str(value)
+    return babel_dates.format_date(day, translate(lang, "month_pattern"), locale=_locale(lang))
