@@ -23,6 +23,7 @@ from lxml import etree
 
 from gateway.connector import Connector
 from gateway.model import Message, OutboundRequest, ParseResult, PermanentError, Receipt
+from gateway.texts import both
 from gateway.xmlsafe import XmlError, parse_xml
 from plugins.post_office.payment_list import render_payment_list
 from plugins.post_office.results import parse_results
@@ -43,10 +44,7 @@ class PostOfficeConnector(Connector):
 
     async def render(self, message: Message) -> OutboundRequest:
         if message.event != EVENT_PAYMENT_LIST:
-            raise PermanentError(
-                f"bưu điện không nhận sự kiện {message.event!r} "
-                f"(the post office takes only {EVENT_PAYMENT_LIST!r}, not {message.event!r})"
-            )
+            raise PermanentError(both("err_po_event", event=repr(message.event)))
         rendered = render_payment_list(message.payload)
         return OutboundRequest(
             method="POST",
@@ -77,19 +75,17 @@ class PostOfficeConnector(Connector):
         if status == 409:
             return Receipt(
                 status=status,
-                detail=f"đã nhận lanGui này trước đó (this lanGui was already received): {which}",
+                detail=both("ans_po_already", which),
                 bytes_received=len(body),
             )
         if status == 400:
             raise PermanentError(
-                f"tài liệu không hợp lệ, lỗi của gateway (invalid document (gateway bug)): "
-                f"{self._loi_reason(body)} [{which}]",
+                both("err_po_invalid", f"{self._loi_reason(body)} [{which}]"),
                 status=status,
             )
         if status == 422:
             raise PermanentError(
-                f"bên chi trả từ chối danh sách (the payer refused the list): "
-                f"{self._loi_reason(body)} [{which}]",
+                both("err_po_refused", f"{self._loi_reason(body)} [{which}]"),
                 status=status,
             )
         return super().classify_response(status, body, headers, request)
@@ -104,12 +100,11 @@ class PostOfficeConnector(Connector):
     def _receipt_detail(self, body: bytes, sent: object, which: str) -> str:
         root = self._answer(body)
         if root is None or root.tag != TIEP_NHAN:
-            return f"không đọc được TiepNhan (TiepNhan unreadable) [{which}]"
+            return both("ans_po_unreadable", which)
         so_dong = root.get("soDong", "?")
-        detail = f"TiepNhan soDong={so_dong}"
         if sent is not None and so_dong != str(sent):
-            detail += f" (gửi {sent} dòng; {sent} lines were sent)"
-        return f"{detail} [{which}]"
+            return both("ans_po_received_differs", which, lines=so_dong, sent=sent)
+        return both("ans_po_received", which, lines=so_dong)
 
     def _loi_reason(self, body: bytes) -> str:
         root = self._answer(body)
@@ -118,4 +113,4 @@ class PostOfficeConnector(Connector):
             if code or reason:
                 return f"{code}: {reason}" if code else reason
         text = " ".join(body[:300].decode("utf-8", "replace").split())
-        return mask_digits(text) or "(không có lý do; no reason given)"
+        return mask_digits(text) or both("ans_no_reason")

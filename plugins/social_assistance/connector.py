@@ -23,6 +23,7 @@ from gateway.connector import Connector
 from gateway.log import get_logger, mask_text
 from gateway.model import Message, OutboundRequest, PermanentError, Receipt
 from gateway.store import Store
+from gateway.texts import both
 from plugins.social_assistance.decision import Decision, DecisionError
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.reconcile import (
@@ -64,12 +65,9 @@ class SocialAssistanceConnector(Connector):
 
     async def render(self, message: Message) -> OutboundRequest:
         if message.event not in (EVENT_DECISION, EVENT_RESULTS):
-            raise PermanentError(
-                f"social_assistance không nhận sự kiện {message.event!r} "
-                f"(social_assistance takes no {message.event!r} events)"
-            )
+            raise PermanentError(both("err_sa_event", event=repr(message.event)))
         if not isinstance(message.payload, dict):
-            raise PermanentError("payload phải là đối tượng JSON (payload must be a JSON object)")
+            raise PermanentError(both("err_payload_object"))
         return OutboundRequest(
             method="LOCAL",
             url=LOCAL_URL,
@@ -95,9 +93,7 @@ class SocialAssistanceConnector(Connector):
         try:
             decision = Decision.from_payload(attrs, rules)
         except DecisionError as exc:
-            raise PermanentError(
-                mask_text(f"quyết định không hợp lệ (invalid decision): {exc}")
-            ) from None
+            raise PermanentError(mask_text(both("err_sa_decision", str(exc)))) from None
         outcome = await self.store.write(store_decision, attrs, decision, rules, time.time())
         if outcome.state == "held":
             log.warning("sa_decision_held", so=decision.number, detail=outcome.detail)
@@ -108,9 +104,7 @@ class SocialAssistanceConnector(Connector):
         try:
             line = ResultLine.from_payload(payload)
         except ResultError as exc:
-            raise PermanentError(
-                mask_text(f"kết quả chi trả không hợp lệ (invalid result): {exc}")
-            ) from None
+            raise PermanentError(mask_text(both("err_sa_result", str(exc)))) from None
         rules = self.domain.rules
         return await self.store.write(_apply_result, payload, line, rules, time.time())
 
@@ -119,20 +113,20 @@ def _apply_result(
     conn: Any, payload: dict[str, Any], line: ResultLine, rules: Any, now: float
 ) -> Receipt:
     if not store_result(conn, payload, now):
-        return Receipt(status=200, detail="duplicate result line")
+        return Receipt(status=200, detail=both("ans_sa_duplicate"))
     ky, commune = str(line.ky), line.commune
     latest = latest_rows(list_rows(conn, ky=ky, commune=commune)).get((ky, commune))
     if latest is None:
-        return Receipt(status=200, detail=f"kept; no list sent for {commune} {ky} (flagged)")
+        return Receipt(status=200, detail=both("ans_sa_no_list", commune=commune, ky=ky))
     sent = list_from_row(latest)
     rec = reconcile(rules, sent, result_payloads(conn, ky=ky, commune=commune))
     key = line.line_key(rules)
     if any(f.key == key for f in rec.amount_flags):
-        detail = "flagged: amount differs from the line"
+        detail = both("ans_sa_amount_differs")
     elif any(r.citizen_id == line.citizen_id for r in rec.unknown):
-        detail = "flagged: not on the list"
+        detail = both("ans_sa_not_on_list")
     else:
-        detail = "paid" if line.paid else "unpaid"
+        detail = both("ans_sa_paid" if line.paid else "ans_sa_unpaid")
     follow_ups: list[Message] = []
     if not line.paid:
         history = paid_history(conn, rules, commune)

@@ -199,6 +199,64 @@ MESSAGES: dict[str, dict[str, str]] = {
         "month_pattern": "'Tháng' MM/yyyy",
         "date_pattern": "dd/MM/yyyy",
         "time_pattern": "dd/MM/yyyy HH:mm:ss",
+        # -- the connectors' answers and errors, stored "vi / en" by both() (receipts first) --
+        "ans_http": "nơi nhận trả lời HTTP {status}",
+        "ans_no_reason": "không có lý do",
+        "ans_po_already": "bưu điện đã nhận lần gửi này trước đó",
+        "ans_po_received": "bưu điện đã tiếp nhận {lines} dòng",
+        "ans_po_received_differs": "bưu điện tiếp nhận {lines} dòng, khác {sent} dòng đã gửi",
+        "ans_po_unreadable": "không đọc được biên nhận TiepNhan",
+        "ans_sa_amount_differs": "đánh dấu: số tiền khác dòng trong danh sách",
+        "ans_sa_duplicate": "dòng kết quả trùng",
+        "ans_sa_no_list": "giữ lại, đánh dấu: chưa gửi danh sách cho xã {commune} kỳ {ky}",
+        "ans_sa_not_on_list": "đánh dấu: không có trong danh sách",
+        "ans_sa_paid": "đã chi",
+        "ans_sa_unpaid": "chưa chi",
+        "ans_registry_has": "phần mềm quản lý đã có phiên bản {revision} (409)",
+        "ans_registry_has_list": "phần mềm quản lý đã có danh sách kỳ {ky} xã {commune} (409)",
+        "ans_registry_receipt": "biên nhận số {number}",
+        "ans_registry_refused": "bị phần mềm quản lý từ chối (mã {code})",
+        "ans_registry_took_list": "đã tiếp nhận đề nghị kỳ {ky} xã {commune}: {lines} dòng",
+        "ans_unreadable": "đã nhận (HTTP {status}) nhưng không đọc được câu trả lời",
+        "err_connection": "không kết nối được",
+        "err_not_destination": "hệ thống {system} không phải nơi nhận",
+        "err_payload_object": "nội dung phải là đối tượng JSON",
+        "err_po_event": "bưu điện không nhận sự kiện {event}",
+        "err_po_invalid": "tài liệu không hợp lệ, lỗi của gateway",
+        "err_po_refused": "bên chi trả từ chối danh sách",
+        "err_registry_invalid": (
+            "phần mềm quản lý từ chối tài liệu vì không hợp lệ (lỗi của gateway)"
+        ),
+        "err_registry_list_refused": (
+            "phần mềm quản lý từ chối danh sách đề nghị tạm dừng (mã {code})"
+        ),
+        "err_sa_decision": "quyết định không hợp lệ",
+        "err_sa_event": "social_assistance không nhận sự kiện {event}",
+        "err_sa_result": "kết quả chi trả không hợp lệ",
+        "err_timeout": "quá thời gian chờ",
+        "err_unexpected": "lỗi ngoài dự kiến",
+        "err_not_set": "chưa cấu hình {key} cho hệ thống {system}",
+        "ans_oss_has_result": "hồ sơ {dossier} đã có kết quả (quyết định {decision})",
+        "ans_oss_registry_own": (
+            "một cửa không có hồ sơ {dossier}: quyết định {decision} do phần mềm quản lý tự lập"
+        ),
+        "ans_oss_result": "{service} hồ sơ {dossier}: kết quả {decision}, TrangThaiHoSo {state}",
+        "ans_oss_sent": "đã gửi {service} hồ sơ {dossier}{step}",
+        "err_oss_code": "{service}: một cửa trả lời error_code {code}",
+        "err_oss_event": "hệ thống một cửa không nhận sự kiện {event}",
+        "err_oss_login_config": "đăng nhập thất bại: chưa cấu hình username/password cho {system}",
+        "err_oss_login_refused": "đăng nhập thất bại, kiểm tra username/password trong cấu hình",
+        "err_oss_no_list": "{service}: câu trả lời không có danh sách kết quả",
+        "err_oss_no_service": "yêu cầu đã dựng không nêu dịch vụ (lỗi của gateway)",
+        "err_oss_no_token": "auth: câu trả lời không có mã phiên",
+        "err_oss_not_json": "yêu cầu đã dựng không phải JSON (lỗi của gateway)",
+        "err_oss_not_object": "{where}: HTTP {status} nhưng câu trả lời không phải đối tượng JSON",
+        "err_oss_poll": "không đọc được danh sách hồ sơ từ một cửa",
+        "err_oss_session": "{service}: phiên đăng nhập hết hạn ngay sau khi đăng nhập lại",
+        "err_oss_unexpected": "{where}: một cửa trả lời HTTP {status} ngoài dự kiến",
+        "err_oss_unknown_dossier": (
+            "hệ thống một cửa không có hồ sơ {dossier}: không trả được quyết định {decision}"
+        ),
         # -- the social-assistance pages (plugins/social_assistance/web.py: key without sa_) --
         "sa_accept": "Chấp nhận",
         "sa_arrears_late": "Truy lĩnh do chậm",
@@ -424,6 +482,62 @@ MESSAGES: dict[str, dict[str, str]] = {
         "month_pattern": "LLLL yyyy",
         "date_pattern": "d MMM yyyy",
         "time_pattern": "yyyy-MM-dd HH:mm:ss",
+        # -- the connectors' answers and errors, stored "vi / en" by both() (receipts first) --
+        "ans_http": "the destination answered HTTP {status}",
+        "ans_no_reason": "no reason given",
+        "ans_po_already": "this lanGui was already received",
+        "ans_po_received": "the post office received {lines} lines",
+        "ans_po_received_differs": "the post office received {lines} lines, not the {sent} sent",
+        "ans_po_unreadable": "TiepNhan unreadable",
+        "ans_sa_amount_differs": "flagged: amount differs from the line",
+        "ans_sa_duplicate": "duplicate result line",
+        "ans_sa_no_list": "kept; no list sent for {commune} {ky} (flagged)",
+        "ans_sa_not_on_list": "flagged: not on the list",
+        "ans_sa_paid": "paid",
+        "ans_sa_unpaid": "unpaid",
+        "ans_registry_has": "the registry already has revision {revision} (409)",
+        "ans_registry_has_list": (
+            "the registry already has the list for {ky}, commune {commune} (409)"
+        ),
+        "ans_registry_receipt": "receipt {number}",
+        "ans_registry_refused": "refused by the registry (code {code})",
+        "ans_registry_took_list": "request for {ky}, commune {commune} received: {lines} lines",
+        "ans_unreadable": "accepted (HTTP {status}) but the answer is unreadable",
+        "err_connection": "cannot connect",
+        "err_not_destination": "system {system} is not a destination",
+        "err_payload_object": "payload must be a JSON object",
+        "err_po_event": "the post office takes no {event} events",
+        "err_po_invalid": "invalid document (gateway bug)",
+        "err_po_refused": "the payer refused the list",
+        "err_registry_invalid": "registry refused the document as invalid (gateway bug)",
+        "err_registry_list_refused": "registry refused the suspension list (code {code})",
+        "err_sa_decision": "invalid decision",
+        "err_sa_event": "social_assistance takes no {event} events",
+        "err_sa_result": "invalid result",
+        "err_timeout": "timeout",
+        "err_unexpected": "unexpected error",
+        "err_not_set": "systems.{system}.{key} is not set",
+        "ans_oss_has_result": "{dossier}: already has the result (decision {decision})",
+        "ans_oss_registry_own": (
+            "{dossier}: no dossier at the one-stop-shop; decision {decision} is the registry's own"
+        ),
+        "ans_oss_result": "{service} {dossier}: result {decision}, TrangThaiHoSo {state}",
+        "ans_oss_sent": "{service} {dossier}{step}",
+        "err_oss_code": "{service}: error_code {code}",
+        "err_oss_event": "the one-stop-shop connector cannot send event {event}",
+        "err_oss_login_config": "login impossible: set systems.{system}.username and password",
+        "err_oss_login_refused": "login refused: check username/password in the config",
+        "err_oss_no_list": "{service}: the answer has no result list",
+        "err_oss_no_service": "the rendered request names no service (a gateway bug)",
+        "err_oss_no_token": "auth: the answer has no session token",
+        "err_oss_not_json": "the rendered request is not JSON (a gateway bug)",
+        "err_oss_not_object": "{where}: HTTP {status} but the answer is not a JSON object",
+        "err_oss_poll": "poll",
+        "err_oss_session": "{service}: the session expired again right after a fresh login",
+        "err_oss_unexpected": "{where}: unexpected HTTP {status}",
+        "err_oss_unknown_dossier": (
+            "unknown dossier {dossier} at the one-stop-shop: cannot return decision {decision}"
+        ),
         # -- the social-assistance pages (plugins/social_assistance/web.py: key without sa_) --
         "sa_accept": "Accept",
         "sa_arrears_late": "Arrears from lateness",
@@ -483,6 +597,14 @@ def translate(lang: str, key: str, /, **fields: Any) -> str:
         key, key
     )
     return text.format(**fields) if fields else text
+
+
+def both(key: str, /, detail: str | None = None, **fields: Any) -> str:
+    """A text stored once for every reader (a connector's error or a receipt's detail, kept
+    in the delivery log, the logs and the exports): ``"vi / en"``, then ``": detail"`` when
+    the other side said something (its own words, in its own language)."""
+    text = f"{translate('vi', key, **fields)} / {translate('en', key, **fields)}"
+    return f"{text}: {detail}" if detail else text
 
 
 def has(key: str) -> bool:
