@@ -22,7 +22,14 @@ from gateway.log import get_logger, mask_name
 from gateway.model import now_vn
 from gateway.web.admin import NAV, NavEntry, add_templates, principal, protect, render_page
 from gateway.web.admin.charts import column_chart, hbar_chart
-from gateway.web.admin.i18n import LANGS, MESSAGES, format_money, format_month, translate
+from gateway.web.admin.i18n import (
+    LANGS,
+    MESSAGES,
+    format_compact,
+    format_money,
+    format_month,
+    translate,
+)
 from gateway.web.admin.pages import lang_of
 from gateway.web.errors import ApiError
 from gateway.web.keys import CONFIG, CONNECTORS, METRICS, STORE, need
@@ -177,7 +184,8 @@ async def payments_page(request: web.Request) -> web.Response:
                 format_money(totals.get(k, 0), lang),
             )
             for k in last12
-        ]
+        ],
+        compact=lambda v: format_compact(v, lang),
     )
     changes = [
         (bien_dong_label(k, lang), n) for k, n in sorted((report.get("changes") or {}).items()) if n

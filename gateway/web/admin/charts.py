@@ -66,7 +66,7 @@ def day_chart(system: str, hourly: list[dict[str, Any]], lang: str) -> dict[str,
 
 
 # -- generic charts for plugin pages (templates/_charts.html draws them) ---------------------
-HBAR_WIDTH, HBAR_ROW, HBAR_BAR, HBAR_LABEL_CHARS = 640, 40, 14, 70
+HBAR_WIDTH, HBAR_ROW, HBAR_BAR, HBAR_LABEL_CHARS = 520, 44, 16, 60
 
 
 def _cut(text: str, limit: int) -> str:
@@ -77,7 +77,7 @@ def hbar_chart(items: list[tuple[str, int, str]]) -> dict[str, Any]:
     """Horizontal bars, one row per ``(label, value, value_text)``: the label above its bar,
     the value at the bar's end; scaled to the largest value (room kept for the value text)."""
     peak = max((v for _, v, _ in items), default=0)
-    room = HBAR_WIDTH - 130  # the value text after the longest bar
+    room = HBAR_WIDTH - 120  # the value text after the longest bar
     rows = []
     for i, (label, value, text) in enumerate(items):
         length = value * room / peak if peak else 0.0
@@ -88,11 +88,11 @@ def hbar_chart(items: list[tuple[str, int, str]]) -> dict[str, Any]:
                 "label": _cut(label, HBAR_LABEL_CHARS),
                 "full": label,
                 "value_text": text,
-                "label_y": top + 13,
-                "bar_y": top + 18,
+                "label_y": top + 14,
+                "bar_y": top + 20,
                 "length": round(length, 1),
                 "value_x": round(length + 6, 1),
-                "value_y": top + 18 + HBAR_BAR - 3,
+                "value_y": top + 20 + HBAR_BAR - 3,
             }
         )
     return {
@@ -104,12 +104,13 @@ def hbar_chart(items: list[tuple[str, int, str]]) -> dict[str, Any]:
     }
 
 
-COL_WIDTH, COL_HEIGHT, COL_LEFT, COL_TOP, COL_BASE = 640, 200, 8, 22, 170
+COL_WIDTH, COL_HEIGHT, COL_LEFT, COL_TOP, COL_BASE = 960, 190, 8, 24, 160
 
 
-def column_chart(items: list[tuple[str, str, int, str]]) -> dict[str, Any]:
+def column_chart(items: list[tuple[str, str, int, str]], compact: Any = str) -> dict[str, Any]:
     """Vertical bars, one per ``(label, short label, value, value_text)`` (12 months), scaled
-    to the peak; the short label is written under the bar, the long one in its tooltip."""
+    to the peak; the short label is written under the bar, the long one in its tooltip,
+    ``compact(value)`` above it."""
     peak = max((v for _, _, v, _ in items), default=0)
     slot = (COL_WIDTH - COL_LEFT * 2) / max(len(items), 1)
     bar = slot * 0.62
@@ -123,6 +124,7 @@ def column_chart(items: list[tuple[str, str, int, str]]) -> dict[str, Any]:
                 "label": label,
                 "short": short,
                 "value_text": text,
+                "compact": compact(value),
                 "x": round(x, 1),
                 "y": round(COL_BASE - height, 1),
                 "height": round(height, 1),

@@ -648,6 +648,11 @@ def format_money(value: int | None, lang: str) -> str:
     return babel_numbers.format_currency(value, "VND", locale=_locale(lang), currency_digits=True)
 
 
+def format_compact(value: int, lang: str) -> str:
+    """A large amount in short (vi ``1,6 Tr``, en ``1.6M``): a chart's bar label (CLDR)."""
+    return babel_numbers.format_compact_decimal(value, locale=_locale(lang), fraction_digits=1)
+
+
 def format_date(value: date | str | None, lang: str) -> str:
     """A calendar day (vi ``dd/mm/yyyy``); an ISO string is read first, anything else shown."""
     if value is None or value == "":
