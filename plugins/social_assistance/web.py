@@ -10,6 +10,8 @@ audited), ``/payments/candidates``, ``/payments/timeliness``. API: ``GET /api/v1
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -44,6 +46,7 @@ log = get_logger("plugins.social_assistance.web")
 DOMAIN = web.AppKey("social_assistance_domain", Domain)
 GAUGE = web.AppKey("social_assistance_gauge", Gauge)
 API = "/api/v1"
+_DUMPS = functools.partial(json.dumps, ensure_ascii=False)  # Vietnamese as itself, not \\u
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: the pages' strings, from the dashboard's one catalogue (keys ``sa_*`` there)
@@ -270,17 +273,17 @@ async def timeliness_page(request: web.Request) -> web.Response:
 async def api_payments(request: web.Request) -> web.Response:
     month = _month(request, api=True)
     rows = await service.overview(need(request.app, STORE), _domain(request.app), month)
-    return web.json_response({"month": str(month), "lists": rows})
+    return web.json_response({"month": str(month), "lists": rows}, dumps=_DUMPS)
 
 
 async def api_report(request: web.Request) -> web.Response:
     month = _month(request, api=True)
     report = await service.monthly(need(request.app, STORE), _domain(request.app), month)
-    return web.json_response({"month": str(month), "report": report})
+    return web.json_response({"month": str(month), "report": report}, dumps=_DUMPS)
 
 
 async def api_held(request: web.Request) -> web.Response:
-    return web.json_response({"held": await service.held(need(request.app, STORE))})
+    return web.json_response({"held": await service.held(need(request.app, STORE))}, dumps=_DUMPS)
 
 
 async def api_accept(request: web.Request) -> web.Response:
@@ -301,7 +304,7 @@ async def api_accept(request: web.Request) -> web.Response:
         result = await _accept(request, row_id, str(figure))
     except AcceptError as exc:
         raise ApiError(409 if "not held" in str(exc) else 404, "not_held", str(exc)) from None
-    return web.json_response({"accepted": result})
+    return web.json_response({"accepted": result}, dumps=_DUMPS)
 
 
 def setup_routes(app: web.Application) -> None:
