@@ -16,6 +16,7 @@ from gateway.web.admin.i18n import (
     LANGS,
     MESSAGES,
     format_date,
+    format_duration,
     format_money,
     format_month,
     format_number,
@@ -103,6 +104,8 @@ def test_vietnamese_formats_come_from_cldr() -> None:
     assert format_money(4_500_000, "en") == "₫4,500,000"
     assert format_number(1_234_567, "vi") == "1.234.567"
     assert format_number(None, "vi") == "–"
+    assert (format_duration(48.4, "vi"), format_duration(1234, "vi")) == ("48 ms", "1,2 s")
+    assert format_duration(1234, "en") == "1.2 s"
     assert format_month("2027-01", "vi") == "Tháng 01/2027"
     assert format_month("2027-01", "en") == "January 2027"
     assert format_date("2020-08-10", "vi") == "10/08/2020"

@@ -648,6 +648,15 @@ def format_money(value: int | None, lang: str) -> str:
     return babel_numbers.format_currency(value, "VND", locale=_locale(lang), currency_digits=True)
 
 
+def format_duration(ms: float | None, lang: str) -> str:
+    """An attempt's duration: ``48 ms`` under a second, else seconds (vi ``1,2 s``)."""
+    if ms is None:
+        return "–"
+    if ms < 1000:
+        return f"{babel_numbers.format_decimal(round(ms), locale=_locale(lang))} ms"
+    return f"{babel_numbers.format_decimal(round(ms / 1000, 1), locale=_locale(lang))} s"
+
+
 def format_compact(value: int, lang: str) -> str:
     """A large amount in short (vi ``1,6 Tr``, en ``1.6M``): a chart's bar label (CLDR)."""
     return babel_numbers.format_compact_decimal(value, locale=_locale(lang), fraction_digits=1)
