@@ -200,7 +200,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "date_pattern": "dd/MM/yyyy",
         "time_pattern": "dd/MM/yyyy HH:mm:ss",
         # -- the connectors' answers and errors, stored "vi / en" by both() (receipts first) --
-        "ans_http": "nơi nhận trả lời HTTP {status}",
+        "ans_http": "HTTP {status} từ nơi nhận",
         "ans_no_reason": "không có lý do",
         "ans_po_already": "bưu điện đã nhận lần gửi này trước đó",
         "ans_po_received": "bưu điện đã tiếp nhận {lines} dòng",
@@ -483,7 +483,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "date_pattern": "d MMM yyyy",
         "time_pattern": "yyyy-MM-dd HH:mm:ss",
         # -- the connectors' answers and errors, stored "vi / en" by both() (receipts first) --
-        "ans_http": "the destination answered HTTP {status}",
+        "ans_http": "HTTP {status} from the destination",
         "ans_no_reason": "no reason given",
         "ans_po_already": "this lanGui was already received",
         "ans_po_received": "the post office received {lines} lines",
