@@ -7,6 +7,8 @@ naming the file, the key and the problem (:class:`ConfigError`).
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import socket
 import tomllib
@@ -49,6 +51,23 @@ class GatewaySection(_Strict):
     #: HMAC key of dashboard session cookies; shared by every node behind one address.
     #: Unset: a random key per process (sessions end when the process restarts).
     session_secret: SecretStr | None = None
+    #: mark every dashboard cookie ``Secure`` (set it when TLS ends at a proxy or balancer)
+    secure_cookies: bool = False
+    #: addresses or networks of proxies whose ``X-Forwarded-Proto: https`` is believed (the
+    #: dashboard's cookies are then ``Secure`` for requests they forward)
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)"
+                ) from None
+        return v
 
     @field_validator("listen")
     @classmethod
@@ -75,6 +94,22 @@ class LimitsSection(_Strict):
     client_idle_timeout: float = Field(default=15.0, gt=0)
     #: seconds a client may take to send an inbound body once its headers arrived
     body_timeout: float = Field(default=20.0, gt=0)
+    #: bytes of inbound bodies not yet verified (HMAC) held in memory at once, across all
+    #: requests (default 2 × max_body_bytes) and per system (default max_body_bytes); beyond
+    #: them intake answers 503 with Retry-After before reading. A body sent without
+    #: Content-Length counts as max_body_bytes while it is read.
+    unsigned_bytes: int | None = Field(default=None, gt=0)
+    unsigned_bytes_per_system: int | None = Field(default=None, gt=0)
+    #: nesting depth of an inbound item's JSON beyond which it is refused (400)
+    max_nesting_depth: int = Field(default=32, ge=4, le=256)
+
+    @property
+    def unsigned_total(self) -> int:
+        return self.unsigned_bytes or 2 * self.max_body_bytes
+
+    @property
+    def unsigned_per_system(self) -> int:
+        return self.unsigned_bytes_per_system or self.max_body_bytes
 
 
 class TokenSection(_Strict):
@@ -129,6 +164,9 @@ class SystemConfig(BaseModel):
     tls: TlsSettings = TlsSettings()
     proxy: str = ""
     poll_interval: float | None = Field(default=None, gt=0)
+    #: a 3xx answer is never followed (the document would go to another host); it fails the
+    #: attempt, for good (``permanent``) or to be tried again later (``retry``)
+    redirects: Literal["permanent", "retry"] = "permanent"
 
     @property
     def options(self) -> dict[str, Any]:
@@ -144,6 +182,8 @@ class RouteConfig(_Strict):
 
 
 class Config(BaseModel):
+    """The validated configuration; a plugin reads its own section with ``plugin_settings``."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
 
     gateway: GatewaySection = GatewaySection()
@@ -218,7 +258,66 @@ def config_from_dict(data: dict[str, Any], path: Path | str = "<memory>") -> Con
     return config
 
 
+MIN_SECRET_BITS = 128
+_HEX = frozenset("0123456789abcdef")
+
+
+def secret_bits(value: str) -> int:
+    """A rough upper estimate of the entropy of a secret: its length times the bits of the
+    alphabet its character classes span (hex counts 4 bits a digit), and nothing for a value
+    that repeats a few characters (``"s" * 40``). Refuses the guessable, not the random."""
+    if not value:
+        return 0
+    if set(value.lower()) <= _HEX and (value.islower() or value.isupper()):
+        alphabet = 16
+    else:
+        alphabet = (
+            10 * any(c.isascii() and c.isdigit() for c in value)
+            + 26 * any("a" <= c <= "z" for c in value)
+            + 26 * any("A" <= c <= "Z" for c in value)
+            + 33 * any(c.isascii() and not c.isalnum() for c in value)
+            + 128 * any(not c.isascii() for c in value)
+        )
+    if len(set(value)) < min(len(value), alphabet) / 2:
+        return len(set(value)) * 4  # a few characters repeated
+    return int(len(value) * math.log2(max(alphabet, 2)))
+
+
+def _check_secrets(config: Config, path: Path) -> None:
+    """Inbound secrets, tokens and the session key must carry at least 128 bits."""
+    found: list[tuple[str, SecretStr | None]] = [
+        ("gateway.session_secret", config.gateway.session_secret)
+    ]
+    found += [(f"systems.{n}.inbound_secret", s.inbound_secret) for n, s in config.systems.items()]
+    found += [(f"tokens[{i}].token", t.token) for i, t in enumerate(config.tokens)]
+    for key, secret in found:
+        if secret is None:
+            continue
+        bits = secret_bits(secret.get_secret_value())
+        if bits < MIN_SECRET_BITS:
+            raise ConfigError(
+                path,
+                key,
+                f"too weak (about {bits} bits; at least {MIN_SECRET_BITS} are needed): use a "
+                "random value such as 32 hex digits (python3 -c 'import secrets; "
+                "print(secrets.token_hex(16))')",
+            )
+
+
 def _check_references(config: Config, path: Path) -> None:
+    _check_secrets(config, path)
+    limits = config.limits
+    for key, value in (
+        ("unsigned_bytes", limits.unsigned_total),
+        ("unsigned_bytes_per_system", limits.unsigned_per_system),
+    ):
+        if value < limits.max_body_bytes:
+            raise ConfigError(
+                path,
+                f"limits.{key}",
+                f"{value} is less than limits.max_body_bytes ({limits.max_body_bytes}): "
+                "the largest allowed body could never be read",
+            )
     for i, route in enumerate(config.routes):
         for j, target in enumerate(route.to):
             if target not in config.systems:

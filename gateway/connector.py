@@ -20,6 +20,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.config import SystemConfig
+from gateway.log import mask_text
 from gateway.model import (
     BadRequest,
     GatewayError,
@@ -30,7 +31,7 @@ from gateway.model import (
     Receipt,
     RetryableError,
 )
-from gateway.texts import both
+from gateway.texts import both as both  # re-exported: the texts a connector writes
 
 
 def answer_snippet(body: bytes, limit: int = 300) -> str:
@@ -62,6 +63,9 @@ class Connector:
 
     #: content types accepted on ``POST /inbound/{system}`` (lower case, no parameters)
     content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    #: the events this system's messages carry (what ``[[routes]]`` ``event`` can name);
+    #: None: not declared (a route's event is then not checked at start-up)
+    emits: ClassVar[tuple[str, ...] | None] = None
     #: model of the connector's own keys in ``[systems.X]``; unknown keys are refused
     options_model: ClassVar[type[BaseModel]] = NoOptions
 
@@ -132,6 +136,7 @@ class Connector:
                 timeout=self.client_timeout,
                 proxy=self.system.proxy or None,
                 ssl=self.ssl_context,
+                allow_redirects=False,  # never re-send a document to where a 3xx points
             ) as resp:
                 body = await resp.read()
                 return self.classify_response(resp.status, body, resp.headers, request)
@@ -147,18 +152,29 @@ class Connector:
         headers: Mapping[str, str],
         request: OutboundRequest,
     ) -> Receipt:
-        """HTTP semantics: 2xx delivered; 408, 429, 5xx retryable; other 4xx permanent.
+        """HTTP semantics: 2xx delivered; 408, 429, 5xx retryable; 3xx (never followed) and
+        other 4xx permanent (3xx retryable with ``redirects = "retry"``).
 
         Override to read the system's own answers; ``request.context`` carries what
         ``render`` knew (for example the dossier and its revision)."""
         if 200 <= status < 300:
             return Receipt(status=status, bytes_received=len(body))
+        if 300 <= status < 400:
+            raise self.redirect_error(status, headers)
         reason = both("ans_http", answer_snippet(body) or None, status=status)
         if status in (408, 429) or status >= 500:
             raise RetryableError(
                 reason, status=status, retry_after=parse_retry_after(headers.get("Retry-After"))
             )
         raise PermanentError(reason, status=status)
+
+    def redirect_error(self, status: int, headers: Mapping[str, str]) -> GatewayError:
+        """A 3xx answer: not followed, the attempt failed (see ``redirects`` in the config)."""
+        location = mask_text(headers.get("Location", "")[:200]) or "(no Location)"
+        reason = both("err_redirect", status=status, location=location, system=self.name)
+        if self.system.redirects == "retry":
+            return RetryableError(reason, status=status)
+        return PermanentError(reason, status=status)
 
     def classify_exception(self, exc: BaseException) -> GatewayError:
         """Transport failures: timeouts, resets and refused connections are retryable."""

@@ -127,8 +127,23 @@ def gateway_startup(app: web.Application) -> Awaitable[None] | None:
 
     Prepare plugin state here (routes must be added earlier, in ``gateway_web_routes``).
 
-    :param app: the running application (see :mod:`gateway.web.keys` for its keys).
+    :param app: the running application: ``Gateway.of(app)``, ``store_of(app)``,
+        ``config_of(app)`` (:mod:`gateway.api`).
     :returns: nothing, or an awaitable.
+    """
+
+
+@hookspec
+def gateway_demo_tick(app: web.Application, elapsed: float) -> Awaitable[str | None] | str | None:
+    """Called by ``gateway demo`` at every summary line, with the seconds since it started.
+
+    A plugin drives its own part of the demonstration here (for example, once dossiers have
+    been decided, build and send a month's payment lists) and says how it goes in one line of
+    the terminal summary. Never called by ``gateway run``.
+
+    :param app: the running demo application (``gateway.api.Gateway.of(app)``).
+    :param elapsed: seconds since the demo started serving.
+    :returns: one summary line (or None for nothing to say), or an awaitable of it.
     """
 
 

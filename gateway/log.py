@@ -8,6 +8,7 @@ are those of the wire formats (FORMATS.md); plugins may add more with
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -62,7 +63,13 @@ def mask_text(text: str) -> str:
     return _ID_RE.sub(lambda m: "*" * 8 + m.group(2), text)
 
 
-def mask_value(key: str, value: Any) -> Any:
+#: levels of a payload shown by :func:`mask_payload`; anything deeper is replaced by
+#: :data:`TOO_DEEP` (a stored payload can never make a page or an API answer fail)
+MASK_DEPTH = 40
+TOO_DEEP = "…(nested too deeply to show)"
+
+
+def mask_value(key: str, value: Any, _depth: int = 0) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and key in ID_FIELDS:
         value = str(value)
     if isinstance(value, str):
@@ -71,18 +78,30 @@ def mask_value(key: str, value: Any) -> Any:
         if key in ID_FIELDS:
             return mask_id(value)
         return mask_text(value)
-    return mask_payload(value)
+    return mask_payload(value, _depth)
 
 
-def mask_payload(value: Any) -> Any:
-    """A copy of a JSON value with personal data masked (for previews and logs)."""
+def mask_payload(value: Any, _depth: int = 0) -> Any:
+    """A copy of a JSON value with personal data masked (for previews and logs), at most
+    :data:`MASK_DEPTH` levels deep."""
+    if isinstance(value, Mapping | list | tuple) and _depth >= MASK_DEPTH:
+        return TOO_DEEP
     if isinstance(value, Mapping):
-        return {k: mask_value(str(k), v) for k, v in value.items()}
+        return {k: mask_value(str(k), v, _depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [mask_payload(v) for v in value]
+        return [mask_payload(v, _depth + 1) for v in value]
     if isinstance(value, str):
         return mask_text(value)
     return value
+
+
+def masked_json(text: str | bytes) -> Any:
+    """A stored JSON payload, parsed and masked (:func:`mask_payload`); one nested deeper than
+    the parser recurses is :data:`TOO_DEEP`. Raises ValueError when it is not JSON."""
+    try:
+        return mask_payload(json.loads(text))
+    except RecursionError:
+        return TOO_DEEP
 
 
 def _mask_processor(
@@ -126,4 +145,5 @@ def configure_logging(
 
 
 def get_logger(name: str = "gateway") -> Any:
+    """A structured logger (``log.info("event", key=value)``); mask personal data yourself."""
     return structlog.get_logger(name)

@@ -197,6 +197,15 @@ class Plugins:
         for result in self.pm.hook.gateway_startup(app=app):
             await await_me_maybe(result)
 
+    async def demo_tick(self, app: web.Application, elapsed: float) -> list[str]:
+        """The plugins' lines of a ``gateway demo`` summary (see ``gateway_demo_tick``)."""
+        lines = []
+        for result in self.pm.hook.gateway_demo_tick(app=app, elapsed=elapsed):
+            line = await await_me_maybe(result)
+            if line:
+                lines.append(str(line))
+        return lines
+
     # -- extensions on the intake path -------------------------------------------------------
     @property
     def has_validators(self) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.config import RouteConfig
 from gateway.model import Message
@@ -49,3 +51,14 @@ class RouteTable:
                     seen.add(dest)
                     out.append((route.name, dest))
         return out
+
+
+def unemitted(routes: Iterable[Route], connectors: Mapping[str, Any]) -> list[tuple[Route, str]]:
+    """Routes whose event their source system's connector never emits, each with what it
+    does emit. A connector that does not declare ``emits`` (None) is not judged."""
+    found = []
+    for route in routes:
+        emits = getattr(connectors.get(route.source), "emits", None)
+        if emits is not None and route.event not in emits:
+            found.append((route, ", ".join(emits) or "nothing"))
+    return found

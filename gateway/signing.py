@@ -32,6 +32,15 @@ def verify(
     now: float | None = None,
 ) -> None:
     """Raise :class:`SignatureError` unless the headers sign ``body`` within ``max_skew``."""
+    ts, mac = check_headers(headers, max_skew=max_skew, now=now)
+    check_body(secret, body, ts, mac)
+
+
+def check_headers(
+    headers: Mapping[str, str], *, max_skew: int = 300, now: float | None = None
+) -> tuple[str, str]:
+    """What can be checked before the body is read: both headers present and well-formed,
+    the timestamp within ``max_skew``. Returns (timestamp, hex signature)."""
     ts = headers.get("X-Timestamp", "")
     sig = headers.get("X-Signature", "")
     if not ts or not sig:
@@ -41,8 +50,13 @@ def verify(
     current = time.time() if now is None else now
     if abs(current - int(ts)) > max_skew:
         raise SignatureError(f"X-Timestamp is more than {max_skew} s away from the gateway clock")
-    if not sig.startswith("sha256="):
+    if not (sig.startswith("sha256=") and sig.isascii() and len(sig) <= 7 + 128):
         raise SignatureError("X-Signature must be sha256=<hex>")
+    return ts, sig[7:]
+
+
+def check_body(secret: str, body: bytes, ts: str, mac: str) -> None:
+    """The HMAC of ``ts.body`` must be ``mac`` (ASCII, from :func:`check_headers`)."""
     expected = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, sig[7:]):
+    if not hmac.compare_digest(expected, mac):
         raise SignatureError("signature does not match the body")

@@ -1,7 +1,7 @@
 """What a connector plugin's simulator receives, and how ``gateway simulate`` runs one.
 
 A connector plugin ships a simulator of its external system: an aiohttp application with
-fault knobs (:mod:`gateway.testing.faults`). It registers a factory with
+fault knobs (:mod:`gateway.faults`, also in :mod:`gateway.api`). It registers a factory with
 ``gateway_register_simulators(register)``: ``register("district_registry", factory)`` where
 ``factory(options: SimulatorOptions) -> web.Application``.
 """
@@ -22,7 +22,7 @@ class SimulatorOptions:
     :param gateway_url: where the simulator pushes (``http://127.0.0.1:8080``); None = never push.
     :param secret: the HMAC secret it signs pushes with (the gateway's ``inbound_secret``).
     :param system: the gateway's name for this system (the ``{system}`` in ``/inbound/{system}``).
-    :param fault_profile: a name from :data:`gateway.testing.faults.PROFILES`.
+    :param fault_profile: a name from :data:`gateway.faults.PROFILES`.
     :param seed: for reproducible data and faults.
     :param speed: how fast simulated time runs (delays are divided by it).
     :param extra: simulator-specific settings.

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, cast
@@ -27,11 +28,16 @@ from typing import Any, cast
 from lxml import etree
 
 __all__ = [
+    "ANSWER_MAX_BYTES",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
+    "XmlAnswer",
     "XmlError",
+    "body_snippet",
+    "error_answer",
     "load_schema",
     "parse_xml",
+    "read_answer",
     "schema_errors",
     "to_bytes",
 ]
@@ -167,3 +173,45 @@ def schema_errors(schema: etree.XMLSchema, element: etree._Element) -> list[str]
 def to_bytes(element: etree._Element) -> bytes:
     """Serialise an element as UTF-8 with an XML declaration."""
     return etree.tostring(element, xml_declaration=True, encoding="UTF-8")
+
+
+# -- short answers of the systems the gateway sends to ---------------------------------------
+#: an answer to a delivery is a receipt or an error, small; a larger body is not read as XML
+ANSWER_MAX_BYTES = 1_048_576
+
+
+@dataclass(frozen=True, slots=True)
+class XmlAnswer:
+    """A system's short XML answer to a request: its root element's Clark name, attributes and
+    text (stripped)."""
+
+    tag: str
+    attributes: dict[str, str]
+    text: str
+
+
+def read_answer(body: bytes, *, max_bytes: int = ANSWER_MAX_BYTES) -> XmlAnswer | str:
+    """The answer's root element, or why it cannot be read (never raises: an unreadable answer
+    is something to record, not a crash). Answers are flat: eight levels at most."""
+    try:
+        root = parse_xml(body, max_bytes=max_bytes, max_depth=8)
+    except XmlError as exc:
+        return str(exc)
+    attributes = {str(k): str(v) for k, v in root.attrib.items()}
+    return XmlAnswer(str(root.tag), attributes, (root.text or "").strip())
+
+
+def error_answer(answer: XmlAnswer | str, tag: str) -> tuple[str, str] | None:
+    """``(code, reason)`` of an error answer whose element is ``tag`` (its ``ma`` attribute and
+    its text, whitespace collapsed, cut at 64 and 500 characters); None if it is not one."""
+    if not isinstance(answer, XmlAnswer) or answer.tag != tag:
+        return None
+    reason = " ".join(answer.text.split())
+    if len(reason) > 500:
+        reason = reason[:500] + "…"
+    return answer.attributes.get("ma", "")[:64], reason
+
+
+def body_snippet(body: bytes, limit: int) -> str:
+    """The first ``limit`` bytes of a body as one line of text (for an unreadable answer)."""
+    return " ".join(body[:limit].decode("utf-8", "replace").split())

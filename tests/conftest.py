@@ -24,11 +24,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.config import Config, config_from_dict
 from gateway.signing import sign
-from gateway.store.throwaway import PostgresUnavailable, ThrowawayPostgres
+from gateway.testing.postgres import PostgresUnavailable, ThrowawayPostgres
 from gateway.testing.sink import Sink
 from gateway.web.app import create_app
 
-SECRET = "test-secret"
+SECRET = "test-secret-7c2e9a41b8d3f6051e4d"
 #: test modules whose every test runs on SQLite and on PostgreSQL
 BOTH_DATABASES = {"test_engine.py", "test_delivery_flow.py"}
 #: the database make_config uses when the running test is a PostgreSQL one (None: SQLite)

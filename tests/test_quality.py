@@ -1,4 +1,5 @@
-"""ruff (lint + format) on everything, mypy --strict on the core: part of the test command."""
+"""ruff (lint + format) on everything, mypy --strict on the core and the plugins (part of
+the test command)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,6 @@ def test_ruff_format() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_mypy_strict_on_the_core() -> None:
-    result = run(tool("mypy"), "gateway")
+def test_mypy_strict_on_the_core_and_the_plugins() -> None:
+    result = run(tool("mypy"), "-p", "gateway", "-p", "plugins")
     assert result.returncode == 0, result.stdout + result.stderr

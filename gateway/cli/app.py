@@ -9,12 +9,17 @@ import click
 
 from gateway import __version__
 from gateway.cli import demo, ops, plugins_cmd, system
-from gateway.config import ConfigError
+from gateway.config import DEFAULT_CONFIG_PATH, ConfigError
 from gateway.plugins import PluginError, build_plugins
 
 
 def build_cli() -> click.Group:
-    @click.group(help="Integration gateway for social-assistance dossiers.")
+    @click.group(
+        help="Integration gateway for social-assistance dossiers.\n\n"
+        "Every command reads the configuration named by --config, else $GATEWAY_CONFIG, "
+        f"else {DEFAULT_CONFIG_PATH}.",
+        epilog="Environment: GATEWAY_CONFIG — the configuration file when --config is not given.",
+    )
     @click.version_option(__version__, prog_name="gateway")
     def cli() -> None:
         pass

@@ -21,6 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def config_option(fn: F) -> F:
+    """The ``--config PATH`` option every command takes (``$GATEWAY_CONFIG``)."""
     return click.option(
         "--config",
         "config_path",
@@ -28,7 +29,8 @@ def config_option(fn: F) -> F:
         default=DEFAULT_CONFIG_PATH,
         show_default=True,
         envvar="GATEWAY_CONFIG",
-        help="The gateway's TOML configuration.",
+        show_envvar=True,
+        help="The gateway's TOML configuration (or set $GATEWAY_CONFIG).",
     )(fn)
 
 
@@ -39,6 +41,7 @@ def json_option(fn: F) -> F:
 
 
 def run(coro: Awaitable[T]) -> T:
+    """Run a coroutine from a (synchronous) click command."""
     return asyncio.run(_wrap(coro))
 
 
@@ -72,13 +75,23 @@ def fmt_time(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, VN_TZ).strftime("%Y-%m-%d %H:%M:%S%z")
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """A plain text table (no colours: works in any terminal and in logs)."""
+def table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], *, right: Sequence[str] = ()
+) -> str:
+    """A plain text table (no colours: works in any terminal and in logs); the ``right``
+    columns (numbers) are right-aligned."""
     cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+
+    def fit(value: str, column: str, width: int) -> str:
+        return value.rjust(width) if column in right else value.ljust(width)
+
+    line = "  ".join(fit(c, c, w) for c, w in zip(columns, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    out += [
+        "  ".join(fit(v, c, w) for v, c, w in zip(row, columns, widths, strict=True))
+        for row in cells
+    ]
     return "\n".join(out)
 
 

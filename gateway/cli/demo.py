@@ -1,8 +1,10 @@
 """``gateway demo``: the whole flow on one machine.
 
-The gateway on the embedded default (SQLite under ./var) and a simulator for every configured
-system whose plugin ships one, each on the loopback port of its ``base_url``; dossiers flow end
-to end continuously; a summary line every few seconds; Ctrl-C stops everything cleanly.
+The gateway on its own SQLite database (``var/demo.db``, fresh each run unless ``--keep``) and
+a simulator for every configured system whose plugin ships one, each on the loopback port of
+its ``base_url``; dossiers flow end to end continuously; plugins drive their own part through
+``gateway_demo_tick`` (the social-assistance plugin sends a month's payment lists to the post
+office); a summary line every few seconds; Ctrl-C stops everything cleanly.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from gateway.model import VN_TZ
 from gateway.plugins import PluginError, Plugins, plugins_for
 from gateway.simulation import SimulatorOptions
 from gateway.web.app import create_app, make_runner
-from gateway.web.keys import STORE
+from gateway.web.keys import CONFIG, STORE
 
 DEMO_SECRETS = (
     "motcua.secret",
@@ -36,6 +38,23 @@ DEMO_SECRETS = (
     "post_office.secret",
     "admin.token",
 )
+
+
+def demo_database(var: Path, *, keep: bool) -> Path:
+    """``var/demo.db``: the demo's own database (never the configured one), removed first
+    (with its WAL files) unless ``keep``."""
+    var.mkdir(parents=True, exist_ok=True)
+    path = var / "demo.db"
+    if not keep:
+        for found in (path, var / "demo.db-wal", var / "demo.db-shm"):
+            found.unlink(missing_ok=True)
+    return path
+
+
+def demo_config(config: Config, database: Path) -> Config:
+    """``config`` on the demo's database."""
+    gateway = config.gateway.model_copy(update={"database": f"sqlite:///{database}"})
+    return config.model_copy(update={"gateway": gateway})
 
 
 def ensure_demo_secrets(directory: Path) -> list[Path]:
@@ -74,6 +93,9 @@ def ensure_demo_secrets(directory: Path) -> list[Path]:
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--keep", is_flag=True, help="Keep var/demo.db from the last run (default: start afresh)."
+)
+@click.option(
     "--duration", type=float, default=0.0, help="Stop after this many seconds (0: until Ctrl-C)."
 )
 @click.option(
@@ -87,12 +109,13 @@ def demo(
     seed: int,
     duration: float,
     every: float,
+    keep: bool,
     config_path: Path,
 ) -> None:
-    secrets_dir = config_path.parent / ".." / "var" / "secrets"
-    for path in ensure_demo_secrets(secrets_dir.resolve()):
+    var = (config_path.parent / ".." / "var").resolve()
+    for path in ensure_demo_secrets(var / "secrets"):
         click.echo(f"created demo secret {path}", err=True)
-    config = load(config_path)
+    config = demo_config(load(config_path), demo_database(var, keep=keep))
     log_path = Path(config.base_dir) / ".." / "var" / "demo.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     configure_logging("json", stream=log_path.open("a", encoding="utf-8"))
@@ -135,8 +158,11 @@ async def _demo(
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
+            elapsed = time.monotonic() - started
             click.echo(await _summary(app))
-            if duration and time.monotonic() - started >= duration:
+            for line in await plugins.demo_tick(app, elapsed):
+                click.echo(f"{'':11}{line}")
+            if duration and elapsed >= duration:
                 break
     finally:
         click.echo(
@@ -205,6 +231,8 @@ def _simulator_extra(plugin: str, options: dict[str, Any], rate: float) -> dict[
             # the desk's clock starts now, so a second demo run brings new dossiers
             "start": datetime.now(VN_TZ).replace(second=0, microsecond=0).isoformat(),
         }
+    if plugin == "post_office":
+        return {"unpaid_every": 5}  # every 5th line unpaid: reconciliation shows, whatever the seed
     return {}
 
 
@@ -215,7 +243,7 @@ def _banner(config: Config, sims: dict[str, str], fault_profile: str, log_path: 
     )
     for name, url in sims.items():
         click.echo(f"simulator   {name:<12} {url}")
-    click.echo(f"database    {config.gateway.database}")
+    click.echo(f"database    {config.gateway.database}   (the demo's own; --keep keeps it)")
     token = log_path.parent / "secrets" / "admin.token"
     if token.exists():
         click.echo(f"sign in     with the admin token in {token.resolve()}")
@@ -228,10 +256,12 @@ async def _summary(app: web.Application) -> str:
     store = app[STORE]
     received = await store.message_counts()
     depths = await store.destination_depths()
+    destinations = {d for r in app[CONFIG].routes for d in r.to} | set(depths)
     now = datetime.now(VN_TZ).strftime("%H:%M:%S")
     got = " · ".join(f"{k} {v}" for k, v in sorted(received.items())) or "none yet"
     delivered = (
-        " · ".join(f"{d} {c.get('delivered', 0)}" for d, c in sorted(depths.items())) or "none yet"
+        " · ".join(f"{d} {depths.get(d, {}).get('delivered', 0)}" for d in sorted(destinations))
+        or "none yet"
     )
     waiting = sum(c.get("pending", 0) + c.get("in_flight", 0) for c in depths.values())
     dead = sum(c.get("dead", 0) for c in depths.values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from gateway.cli.common import (
     table,
     with_store,
 )
-from gateway.log import mask_payload, mask_text
+from gateway.log import mask_text, masked_json
 from gateway.store import Store
 from gateway.store.store import DeliveryFilter, LogFilter
 from gateway.web.exports import csv_writer, log_csv_row
@@ -105,7 +104,7 @@ def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
     delivery, attempts = run(with_store(config, fetch))
     if delivery is None:
         raise click.ClickException(f"no delivery with id {delivery_id}")
-    delivery["payload"] = mask_payload(json.loads(delivery["payload"]))
+    delivery["payload"] = masked_json(delivery["payload"])
     if delivery.get("last_error"):
         delivery["last_error"] = mask_text(delivery["last_error"])
     for attempt in attempts:
@@ -171,11 +170,24 @@ def deliveries_retry(
     who = f"cli:{actor or getpass.getuser()}"
     if all_dead and not yes:
         click.confirm("Retry every dead delivery?", abort=True)
-    retried = run(with_store(config, lambda s: s.retry_dead(None if all_dead else list(ids), who)))
-    missing = sorted(set(ids) - set(retried))
+
+    async def retry(store: Store) -> tuple[list[int], dict[int, str | None]]:
+        done = await store.retry_dead(None if all_dead else list(ids), who)
+        left = {}
+        for delivery_id in sorted(set(ids) - set(done)):
+            found = await store.get_delivery(delivery_id)
+            left[delivery_id] = None if found is None else str(found["status"])
+        return done, left
+
+    retried, left = run(with_store(config, retry))
     click.echo(f"queued again: {len(retried)} ({', '.join(map(str, retried)) or 'none'})")
-    if missing:
-        click.echo(f"not dead (or unknown), left alone: {', '.join(map(str, missing))}", err=True)
+    not_dead = {i: status for i, status in left.items() if status is not None}
+    if not_dead:
+        text = ", ".join(f"{i} ({status})" for i, status in not_dead.items())
+        click.echo(f"not dead, left alone: {text}", err=True)
+    unknown = [i for i, status in left.items() if status is None]
+    if unknown:
+        raise click.ClickException(f"no delivery with id {', '.join(map(str, unknown))}")
 
 
 @deliveries.command("export", help="Export the delivery log as CSV (personal data masked).")

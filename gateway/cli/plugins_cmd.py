@@ -50,6 +50,11 @@ def _config_if_any(ctx: click.Context, config_path: Path) -> Config | None:
     """The config, or None when the default path is absent (a plugin author's checkout)."""
     source = ctx.get_parameter_source("config_path")
     if not config_path.exists() and source is click.core.ParameterSource.DEFAULT:
+        click.echo(
+            f"no configuration: {config_path} does not exist and neither --config nor "
+            "$GATEWAY_CONFIG names one; showing the installed plugins only (no systems use them)",
+            err=True,
+        )
         return None
     return load(config_path)
 

@@ -34,8 +34,10 @@ class CircuitBreaker:
         """How many attempts may start now (0 while open; 1 trial when half-open)."""
         now = time.time() if now is None else now
         if self.state is BreakerState.OPEN:
-            assert self.opened_at is not None
-            if now - self.opened_at < self.policy.reset_after:
+            # an open breaker without its opening time (a bad restore) is treated as just opened
+            opened_at = self.opened_at if self.opened_at is not None else now
+            self.opened_at = opened_at
+            if now - opened_at < self.policy.reset_after:
                 return 0
             self.state = BreakerState.HALF_OPEN
             self.trial_in_flight = False

@@ -1,20 +1,30 @@
-"""Intake: turn what a source connector parsed into routed, durable messages.
+"""Intake: turn what a connector or a plugin produced into routed, durable messages.
 
-Shared by ``POST /inbound/{system}`` and the poller. One call = one unit of the group
-commit: the caller gets its per-item answer only after the transaction committed.
+The one way in, whoever sends: pushes (``POST /inbound/{system}``), polls, follow-ups a
+destination's answer gave rise to, and messages plugins emit all go through
+:meth:`Intake.prepare` (normalise, check the text, the validate and transform hooks, route)
+and are stored by :func:`gateway.store.writes.ingest` under the same ordering locks
+(:func:`gateway.store.writes.lock_keys` on PostgreSQL). The running gateway's entry is
+:meth:`gateway.engine.worker.DeliveryEngine.submit` (one unit of the group commit: the caller
+gets its per-item answer only after the transaction committed); a plugin that must store a
+message in the same transaction as its own rows uses :func:`emit_in` (through
+:mod:`gateway.api`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from gateway.config import Config
 from gateway.log import get_logger, mask_text
 from gateway.model import Message, ParseResult, Rejection
 from gateway.plugins import Plugins
 from gateway.routing import RouteTable
+from gateway.store import writes
 from gateway.store.store import IngestResult, IntakeItem
 
 Submit = Callable[[list[IntakeItem]], Awaitable[list[IngestResult]]]
@@ -38,10 +48,10 @@ class IntakeAnswer:
 class Intake:
     """Validates, routes and group-commits inbound messages."""
 
-    def __init__(self, config: Config, plugins: Plugins, routes: RouteTable) -> None:
+    def __init__(self, config: Config, plugins: Plugins, routes: RouteTable | None = None) -> None:
         self.config = config
         self.plugins = plugins
-        self.routes = routes
+        self.routes = routes if routes is not None else RouteTable(config.routes)
         self._submit: Submit | None = None
 
     def connect(self, submit: Submit) -> None:
@@ -55,9 +65,14 @@ class Intake:
         return IntakeItem(message, routes, deadlines, parent_delivery_id)
 
     async def prepare(
-        self, system: str, parsed: ParseResult
+        self, system: str, parsed: ParseResult, parent: int | None = None
     ) -> tuple[list[IntakeItem], list[Rejection]]:
-        """Normalise, validate and transform parsed messages; route the good ones."""
+        """Normalise, validate and transform parsed messages; route the good ones.
+
+        :param system: the source: the pushing or polled system, the system whose answer gave
+            rise to a follow-up, or the emitting plugin's name.
+        :param parent: the delivery whose answer gave rise to these messages (follow-ups).
+        """
         items: list[IntakeItem] = []
         rejected = list(parsed.rejected)
         for raw in parsed.messages:
@@ -86,7 +101,7 @@ class Intake:
                         Rejection(message.ref, (f"transform plugin failed: {type(exc).__name__}",))
                     )
                     continue
-            items.append(self.item_for(message))
+            items.append(self.item_for(message, parent))
         return items, rejected
 
     async def commit(self, items: list[IntakeItem], rejected: list[Rejection]) -> IntakeAnswer:
@@ -109,6 +124,14 @@ class Intake:
                 answer.accepted.append(entry)
                 answer.new_deliveries += result.deliveries
         return answer
+
+
+def emit_in(conn: Connection, items: Sequence[IntakeItem], now: float) -> list[IngestResult]:
+    """Store prepared items inside the caller's transaction, with the same ordering and dedupe
+    locks as the group commit (PostgreSQL advisory locks, taken before anything is read)."""
+    if conn.dialect.name == "postgresql":
+        writes.lock_keys(conn, items)
+    return writes.ingest(conn, items, now)
 
 
 INVALID_TEXT = (

@@ -24,11 +24,19 @@ import aiohttp
 from gateway.config import Config, SystemConfig
 from gateway.connector import Connector
 from gateway.engine.breaker import BreakerState, CircuitBreaker
-from gateway.engine.intake import Intake
+from gateway.engine.intake import Intake, IntakeAnswer
 from gateway.engine.retry import RetrySchedule
 from gateway.log import get_logger, mask_text
 from gateway.metrics import BREAKER_VALUES, Metrics
-from gateway.model import GatewayError, Message, Outcome, PermanentError, Receipt, RetryableError
+from gateway.model import (
+    GatewayError,
+    Message,
+    Outcome,
+    ParseResult,
+    PermanentError,
+    Receipt,
+    RetryableError,
+)
 from gateway.plugins import Plugins
 from gateway.store.records import work_after
 from gateway.store.store import AttemptRecord, ClaimedDelivery, IngestResult, IntakeItem, Store
@@ -41,6 +49,16 @@ PRUNE_SECONDS = 3600.0
 MAX_INTAKE_PER_CYCLE = 1000
 MAX_RESULTS_PER_CYCLE = 2000
 STORE_RETRY_SECONDS = 0.5
+
+
+class IntakeRefused(Exception):
+    """The engine takes nothing now (shutting down, queue over its bound): send again later."""
+
+    def __init__(self, code: str, reason: str, *, retry_after: int) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 @dataclass(slots=True)
@@ -203,10 +221,45 @@ class DeliveryEngine:
         self._wake.set()
 
     def accepted(self, count: int) -> None:
+        """Count ``count`` more deliveries waiting (negative: finished)."""
         self.queue_depth += count
         self.metrics.queue_depth.set(self.queue_depth)
 
     # -- intake ----------------------------------------------------------------------------------
+    def check_open(self) -> None:
+        """Raise :class:`IntakeRefused` while the gateway is shutting down."""
+        if self.draining:
+            raise IntakeRefused(
+                "shutting_down", "the gateway is shutting down; send again later", retry_after=5
+            )
+
+    def check_room(self) -> None:
+        """Raise :class:`IntakeRefused` while the queue is over its bound (back-pressure)."""
+        bound = self.config.limits.queue_bound
+        if self.queue_depth >= bound:
+            raise IntakeRefused(
+                "queue_full",
+                f"{self.queue_depth} deliveries are waiting (bound {bound}); send again later",
+                retry_after=30,
+            )
+
+    async def submit(
+        self, source: str, parsed: ParseResult, parent: int | None = None
+    ) -> IntakeAnswer:
+        """The one intake: prepare (validate and transform hooks), route, commit in the next
+        write cycle (group commit, ordering locks) and count, for pushes, polls and plugins.
+
+        :param source: the system (or emitting plugin) the messages come from.
+        :param parsed: what its connector parsed (or the plugin built).
+        :param parent: the delivery whose answer gave rise to these messages, if any.
+        :returns: the per-item answer, once the items are durable.
+        :raises gateway.store.StoreUnavailable: nothing was stored.
+        """
+        items, rejected = await self.intake.prepare(source, parsed, parent)
+        answer = await self.intake.commit(items, rejected)
+        self.accepted(answer.new_deliveries)  # the cycle that stored them also leased them
+        return answer
+
     async def submit_intake(self, items: list[IntakeItem]) -> list[IngestResult]:
         """Queue messages for the next write cycle; return once they are committed."""
         if self._stopping:
@@ -216,11 +269,26 @@ class DeliveryEngine:
         self._wake.set()
         return await future
 
-    def follow_up(self, source: str, message: Message, parent_delivery_id: int) -> IntakeItem:
-        """A message an answer gave rise to, routed from ``source`` (the answering system)."""
-        msg = message.normalised()
-        msg.source = source
-        return self.intake.item_for(msg, parent_delivery_id)
+    async def follow_ups(
+        self, source: str, messages: list[Message], parent_delivery_id: int
+    ) -> list[IntakeItem]:
+        """Messages an answer gave rise to, prepared like any intake (validate and transform
+        hooks, routing) from ``source`` (the answering system); they are committed with the
+        attempt's record. A rejected one is logged with its reasons (never silent)."""
+        if not messages:
+            return []
+        items, rejected = await self.intake.prepare(
+            source, ParseResult(messages=list(messages)), parent_delivery_id
+        )
+        for r in rejected:
+            log.error(
+                "follow_up_rejected",
+                source=source,
+                delivery=parent_delivery_id,
+                ref=mask_text(r.ref),
+                errors=[mask_text(e) for e in r.errors],
+            )
+        return items
 
     # -- the write cycle -------------------------------------------------------------------------
     async def _cycle_loop(self) -> None:
@@ -349,7 +417,12 @@ class DeliveryEngine:
                 sent = request.size
                 await lane.pace()
                 receipt = await connector.send(self.session, request)
-            record = self._delivered(lane, delivery, receipt, started, t0, sent)
+            follow = (
+                await self.follow_ups(lane.name, receipt.follow_ups, delivery.id)
+                if receipt.follow_ups
+                else []
+            )
+            record = self._delivered(lane, delivery, receipt, started, t0, sent, follow)
         except TimeoutError:
             timed_out = RetryableError(
                 f"the attempt did not finish within {limit:g} s (connector {lane.system.plugin!r})"
@@ -359,7 +432,12 @@ class DeliveryEngine:
             lane.in_flight -= 1
             raise
         except GatewayError as exc:
-            record = self._failed(lane, delivery, exc, started, t0, sent)
+            follow = (
+                await self.follow_ups(lane.name, exc.follow_ups, delivery.id)
+                if exc.follow_ups
+                else []
+            )
+            record = self._failed(lane, delivery, exc, started, t0, sent, follow)
         except Exception as exc:
             log.error(
                 "connector_raised",
@@ -377,7 +455,14 @@ class DeliveryEngine:
         self._wake.set()
 
     def _delivered(
-        self, lane: Lane, d: ClaimedDelivery, receipt: Receipt, started: float, t0: float, sent: int
+        self,
+        lane: Lane,
+        d: ClaimedDelivery,
+        receipt: Receipt,
+        started: float,
+        t0: float,
+        sent: int,
+        follow_ups: list[IntakeItem],
     ) -> AttemptRecord:
         if lane.breaker.success():
             self._breaker_changed(lane)
@@ -390,7 +475,7 @@ class DeliveryEngine:
             bytes_sent=sent,
             bytes_received=receipt.bytes_received,
             error_message=mask_text(receipt.detail) if receipt.detail else None,
-            follow_ups=[self.follow_up(lane.name, m, d.id) for m in receipt.follow_ups],
+            follow_ups=follow_ups,
         )
 
     def _failed(
@@ -401,6 +486,7 @@ class DeliveryEngine:
         started: float,
         t0: float,
         sent: int,
+        follow_ups: list[IntakeItem] | None = None,
     ) -> AttemptRecord:
         now = time.time()
         attempt = d.attempts + 1
@@ -425,7 +511,7 @@ class DeliveryEngine:
             error_class=type(exc).__name__,
             error_message=reason,
             next_attempt_at=next_at,
-            follow_ups=[self.follow_up(lane.name, m, d.id) for m in exc.follow_ups],
+            follow_ups=follow_ups or [],
         )
 
     def _breaker_changed(self, lane: Lane) -> None:

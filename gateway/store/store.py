@@ -154,6 +154,11 @@ class Store(ReadQueries):
             raise RuntimeError("store is not open: call await store.open() first")
         return self._reader
 
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the sync ``fn(connection, *args)`` on the read engine (a read transaction)."""
+        async with self.reader.connect() as conn:
+            return await conn.run_sync(fn, *args)
+
     async def write(self, fn: Callable[..., T], *args: Any, inline: bool = False) -> T:
         """Run ``fn(connection, *args)`` in one write transaction and return its result.
 
@@ -208,7 +213,8 @@ class Store(ReadQueries):
 
     def _in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Give ``fn`` to the writer thread (one worker: jobs run in the order given)."""
-        assert self._thread is not None
+        if self._thread is None:
+            raise RuntimeError("store is not open: call await store.open() first")
         job = self._thread.submit(fn, *args)
         self._last_job = job
         return asyncio.wrap_future(job)
@@ -254,7 +260,8 @@ class Store(ReadQueries):
         try:
             conn = self._connection()
             raw = conn.connection.dbapi_connection
-            assert raw is not None
+            if raw is None:  # the connection was invalidated: let the thread begin afresh
+                raise RuntimeError("the writer connection is closed")
             raw.execute("PRAGMA busy_timeout=0")
             try:
                 self._tx = conn.begin()
@@ -267,7 +274,8 @@ class Store(ReadQueries):
 
     def _connection(self) -> Connection:
         if self._conn is None:
-            assert self._sync_writer is not None
+            if self._sync_writer is None:
+                raise RuntimeError("store is not open: call await store.open() first")
             self._conn = self._sync_writer.connect()
         return self._conn
 

@@ -51,6 +51,7 @@ from aiohttp import web
 
 from gateway.config import SystemConfig
 from gateway.connector import Connector
+from gateway.faults import PROFILES, install_faults
 from gateway.hookspecs import ConnectorFactory
 from gateway.model import (
     GatewayError,
@@ -65,7 +66,6 @@ from gateway.model import (
 from gateway.plugins import PluginError, Plugins
 from gateway.simulation import SimulatorFactory, SimulatorOptions
 from gateway.testing.faultproxy import PROXY_PROFILES, FaultProxy
-from gateway.testing.faults import PROFILES, install_faults
 from gateway.testing.sink import Sink
 
 CheckStatus = Literal["pass", "fail", "skip"]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gateway import PROJECT_NAME, hookspecs
+from gateway import PROJECT_NAME, api, hookspecs
 from gateway.plugins import SYNC_HOOKS
 
 HOOKS_DOC = Path("docs/hooks.md")
@@ -117,7 +117,37 @@ def hooks_markdown() -> str:
             out += [f"## {title}", ""]
             section = title
         out.append(render_hook(fn))
+    out.append(api_markdown())
     return "\n".join(out).rstrip() + "\n"
+
+
+#: what names that cannot carry a docstring of their own (constants, type aliases) are
+API_NOTES = {
+    "FAULTS_KEY": "The app key of a simulator's fault state (`app[FAULTS_KEY].profile = ...`).",
+    "PROFILES": "The named fault profiles (`none`, `slow`, `flaky`, `rural`, ...).",
+    "RegisterConnector": "The `register(name, factory)` callback of `gateway_register_connectors`.",
+    "RegisterSimulator": "The `register(name, factory)` callback of `gateway_register_simulators`.",
+    "RegisterJob": "The `register(name, interval_seconds, job)` callback of "
+    "`gateway_register_jobs`.",
+    "Emitted": "What `emit_in` stored: `uid`, `duplicate` (seen before) and `deliveries`.",
+    "PreparedMessage": "A message that passed the intake's checks, routed, ready for `emit_in`.",
+    "Plugins": "The app's plugin manager: pass it to `prepare_message`; its methods are internal.",
+    "hookimpl": "The decorator of hook implementations (also `gateway.hookimpl`).",
+}
+
+
+def api_markdown() -> str:
+    """The plugin API section of ``docs/hooks.md``, from :mod:`gateway.api`."""
+    out = ["## The plugin API (`gateway.api`)", ""]
+    out += [_text(line) for line in (inspect.getdoc(api) or "").splitlines()]
+    out += ["", "| name | what it is |", "|---|---|"]
+    for name in api.__all__:
+        note = API_NOTES.get(name)
+        if note is None:
+            doc = inspect.getdoc(getattr(api, name)) or ""
+            note = _text(" ".join(doc.split("\n\n")[0].split()))
+        out.append(f"| `{name}` | {note} |")
+    return "\n".join(out) + "\n"
 
 
 def hooks_index() -> str:

@@ -23,8 +23,9 @@ from gateway.engine.worker import DeliveryEngine
 from gateway.hookspecs import JobContext
 from gateway.log import get_logger, mask_text
 from gateway.metrics import Metrics
+from gateway.model import PermanentError
 from gateway.plugins import PluginError, Plugins, plugins_for
-from gateway.routing import RouteTable
+from gateway.routing import RouteTable, unemitted
 from gateway.store import Store, StoreUnavailable
 from gateway.web import health, inbound
 from gateway.web.admin import setup_admin
@@ -33,7 +34,6 @@ from gateway.web.keys import (
     CONFIG,
     CONNECTORS,
     ENGINE,
-    INTAKE,
     METRICS,
     PLUGINS,
     SESSION,
@@ -77,12 +77,26 @@ def create_app(config: Config, *, plugins: Plugins | None = None) -> web.Applica
     app[PLUGINS] = plugins
     app[METRICS] = Metrics()
     app[CONNECTORS] = build_connectors(config, plugins)
+    app[inbound.BUDGET] = inbound.UnsignedBudget(
+        config.limits.unsigned_total, config.limits.unsigned_per_system
+    )
     app.router.add_post("/inbound/{system}", inbound.inbound)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics)
     setup_admin(app)
     plugins.add_web_routes(app)
+    connectors = app[CONNECTORS]
+    for route, emits in unemitted(RouteTable(config.routes).routes, connectors):
+        log.warning(
+            "route_event_never_emitted",
+            route=route.name,
+            route_event=route.event,
+            system=route.source,
+            emits=emits,
+            hint=f"no plugin emits {route.event!r} from {route.source}: this route never "
+            "matches (a misspelt event?)",
+        )
     app.cleanup_ctx.extend([_store_ctx, _session_ctx, _engine_ctx, _pollers_ctx, _jobs_ctx])
     app.on_shutdown.append(_drain)
     return app
@@ -105,6 +119,7 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
     limit = sum(s.concurrency for s in config.systems.values()) + 10
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit, limit_per_host=0),
+        trace_configs=[_no_redirects()],
         # one session serves every system: never carry one system's cookies to another
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60),
@@ -116,9 +131,33 @@ async def _session_ctx(app: web.Application) -> AsyncIterator[None]:
         await session.close()
 
 
+class RedirectRefused(PermanentError):
+    """A request through the app's session was about to follow a redirect."""
+
+
+def _no_redirects() -> aiohttp.TraceConfig:
+    """The app's session never follows a redirect, even for a plugin that forgot
+    ``allow_redirects=False``: the request fails with a permanent error instead of re-sending
+    a document (personal data, a password) to the address a 3xx names."""
+
+    async def refuse(
+        _session: aiohttp.ClientSession, _ctx: Any, params: aiohttp.TraceRequestRedirectParams
+    ) -> None:
+        location = mask_text(params.response.headers.get("Location", "")[:200])
+        raise RedirectRefused(
+            f"HTTP {params.response.status} redirect to {location or '(no Location)'} not "
+            "followed: the gateway never sends a document on to another address",
+            status=params.response.status,
+        )
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_redirect.append(refuse)
+    return trace
+
+
 async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     config, store, plugins = need(app, CONFIG), need(app, STORE), need(app, PLUGINS)
-    intake = Intake(config, plugins, RouteTable(config.routes))
+    intake = Intake(config, plugins)
     engine = DeliveryEngine(
         config,
         store,
@@ -129,7 +168,6 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
         need(app, SESSION),
     )
     intake.connect(engine.submit_intake)
-    app[INTAKE] = intake
     app[ENGINE] = engine
     await engine.start()
     await plugins.startup(app)
@@ -184,19 +222,17 @@ async def _pollers_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def _poller(app: web.Application, system: str) -> Callable[[], Awaitable[None]]:
     async def poll_once() -> None:
-        store, intake, engine = need(app, STORE), need(app, INTAKE), need(app, ENGINE)
+        store, engine = need(app, STORE), need(app, ENGINE)
         connector = need(app, CONNECTORS)[system]
         cursor = await store.get_cursor(system)
         parsed, new_cursor = await connector.poll(need(app, SESSION), cursor)
-        items, rejected = await intake.prepare(system, parsed)
         try:
-            answer = await intake.commit(items, rejected)
+            answer = await engine.submit(system, parsed)
         except StoreUnavailable as exc:
             log.warning("poll_store_unavailable", system=system, error=str(exc))
             return
         for r in answer.rejected:
             log.warning("poll_item_rejected", system=system, ref=r["ref"], errors=r["errors"])
-        engine.accepted(answer.new_deliveries)  # the cycle that stored them also leased them
         if new_cursor != cursor:  # shielded: never abandon a write transaction half-way
             await asyncio.shield(store.set_cursor(system, new_cursor))
 

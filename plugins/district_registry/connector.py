@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from gateway.connector import Connector
+from gateway.connector import Connector, both
 from gateway.model import (
     BadRequest,
     Message,
@@ -14,8 +14,7 @@ from gateway.model import (
     PermanentError,
     Receipt,
 )
-from gateway.texts import both
-from gateway.xmlsafe import XmlError, parse_xml
+from gateway.xmlsafe import XmlError, body_snippet, error_answer, parse_xml, read_answer
 
 from .decisions import read_decisions
 from .render import KIND_DOSSIER, KIND_SUSPENSION, render_message
@@ -24,29 +23,24 @@ from .wire import q
 EVENT_ACCEPTED = "dossier.accepted"
 EVENT_REFUSED = "dossier.refused"
 
-#: answers are small; a larger one is not read as XML
-_MAX_ANSWER_BYTES = 1_048_576
-
 
 def _answer(body: bytes) -> tuple[str, dict[str, str], str] | str:
     """The registry's answer as ``(element name, attributes, text)``, or why it is unreadable."""
-    try:
-        root = parse_xml(body, max_bytes=_MAX_ANSWER_BYTES, max_depth=8)
-    except XmlError as exc:
-        return str(exc)
+    answer = read_answer(body)
+    if isinstance(answer, str):
+        return answer
     for name in ("BienNhan", "Loi", "TiepNhan"):
-        if root.tag == q(name):
-            attributes = {str(k): str(v) for k, v in root.attrib.items()}
-            return name, attributes, (root.text or "").strip()
-    return f"unexpected answer element {root.tag}"
+        if answer.tag == q(name):
+            return name, answer.attributes, answer.text
+    return f"unexpected answer element {answer.tag}"
 
 
 def _loi(body: bytes) -> tuple[str, str]:
     """``(ma, reason)`` of a ``<Loi>`` answer; a readable stand-in when there is none."""
-    answer = _answer(body)
-    if isinstance(answer, tuple) and answer[0] == "Loi":
-        return answer[1].get("ma", ""), answer[2]
-    snippet = body[:200].decode("utf-8", "replace").strip()
+    found = error_answer(read_answer(body), q("Loi"))
+    if found is not None:
+        return found
+    snippet = body_snippet(body, 200)
     return "", f"(câu trả lời không đọc được / unreadable answer: {snippet or 'empty body'})"
 
 
@@ -54,6 +48,7 @@ class RegistryConnector(Connector):
     """Sends applications and suspension candidates to the registry; reads its decisions."""
 
     content_types: ClassVar[tuple[str, ...]] = ("application/xml", "text/xml")
+    emits: ClassVar[tuple[str, ...] | None] = (EVENT_ACCEPTED, EVENT_REFUSED, "decision.issued")
 
     # -- inbound: decisions (§2.2) ----------------------------------------------------------
     async def parse(self, body: bytes, content_type: str) -> ParseResult:

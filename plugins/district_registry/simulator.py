@@ -33,10 +33,8 @@ import aiohttp
 from aiohttp import web
 from lxml import etree
 
+from gateway.api import FAULTS_KEY, SimulatorOptions, install_faults, sign
 from gateway.model import VN_TZ, now_vn
-from gateway.signing import sign
-from gateway.simulation import SimulatorOptions
-from gateway.testing.faults import FAULTS_KEY, install_faults
 from gateway.xmlsafe import XmlError, parse_xml, to_bytes
 
 from . import sim_rules

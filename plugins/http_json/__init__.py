@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict
 
 from gateway import hookimpl
-from gateway.config import SystemConfig
+from gateway.api import SystemConfig
 from gateway.connector import Connector
 from gateway.model import BadRequest, Message, OutboundRequest, ParseResult, Rejection
 

@@ -23,8 +23,8 @@ from typing import Any, ClassVar
 import aiohttp
 from pydantic import BaseModel
 
-from gateway.config import SystemConfig
-from gateway.connector import Connector
+from gateway.api import SystemConfig
+from gateway.connector import Connector, both
 from gateway.model import (
     BadRequest,
     GatewayError,
@@ -36,7 +36,6 @@ from gateway.model import (
     RetryableError,
     now_vn,
 )
-from gateway.texts import both
 from plugins.one_stop_shop import results
 from plugins.one_stop_shop.inbound import decode_document, next_cursor, parse_document
 from plugins.one_stop_shop.options import OneStopShopOptions
@@ -75,6 +74,7 @@ class OneStopShopConnector(Connector):
     """Connector for a one-stop-shop (một cửa điện tử) speaking the DVCQG sync protocol."""
 
     content_types: ClassVar[tuple[str, ...]] = ("application/json",)
+    emits: ClassVar[tuple[str, ...] | None] = ("dossier.received",)
     options_model: ClassVar[type[BaseModel]] = OneStopShopOptions
     options: OneStopShopOptions
 
@@ -96,7 +96,11 @@ class OneStopShopConnector(Connector):
         params = {"tu": cursor} if cursor else {}
         try:
             async with session.get(
-                url, params=params, timeout=self._timeout(), proxy=self.system.proxy or None
+                url,
+                params=params,
+                timeout=self._timeout(),
+                proxy=self.system.proxy or None,
+                allow_redirects=False,  # a 3xx is a failed poll (classify_response)
             ) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
@@ -317,6 +321,7 @@ class OneStopShopConnector(Connector):
                 headers=sent_headers,
                 timeout=self._timeout(),
                 proxy=self.system.proxy or None,
+                allow_redirects=False,  # never re-send a dossier or the password elsewhere
             ) as resp:
                 raw = await resp.read()
                 status, resp_headers = resp.status, resp.headers

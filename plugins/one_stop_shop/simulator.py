@@ -42,11 +42,9 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.api import FAULTS_KEY, SimulatorOptions, install_faults, sign
 from gateway.connector import parse_retry_after
 from gateway.model import nfc
-from gateway.signing import sign
-from gateway.simulation import SimulatorOptions
-from gateway.testing.faults import FAULTS_KEY, install_faults
 from plugins.one_stop_shop.generator import DEFAULT_MADONVI, DEFAULT_START, Batch, DossierGenerator
 from plugins.one_stop_shop.wire import (
     CODE_OK,

@@ -19,25 +19,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from lxml import etree
-
-from gateway.connector import Connector
+from gateway.connector import Connector, both
 from gateway.model import Message, OutboundRequest, ParseResult, PermanentError, Receipt
-from gateway.texts import both
-from gateway.xmlsafe import XmlError, parse_xml
+from gateway.xmlsafe import XmlAnswer, body_snippet, error_answer, read_answer
 from plugins.post_office.payment_list import render_payment_list
 from plugins.post_office.results import parse_results
-from plugins.post_office.wire import TIEP_NHAN, mask_digits, read_loi
+from plugins.post_office.wire import LOI, TIEP_NHAN, mask_digits
 
 EVENT_PAYMENT_LIST = "payment.list"
 PATH = "/danh-sach-chi-tra"
-_MAX_ANSWER_BYTES = 1_048_576
 
 
 class PostOfficeConnector(Connector):
     """The payer: sends monthly payment lists, takes payment results."""
 
     content_types: ClassVar[tuple[str, ...]] = ("application/xml", "text/xml")
+    emits: ClassVar[tuple[str, ...] | None] = ("payment.results",)
 
     async def parse(self, body: bytes, content_type: str) -> ParseResult:
         return parse_results(body)
@@ -90,27 +87,18 @@ class PostOfficeConnector(Connector):
             )
         return super().classify_response(status, body, headers, request)
 
-    @staticmethod
-    def _answer(body: bytes) -> etree._Element | None:
-        try:
-            return parse_xml(body, max_bytes=_MAX_ANSWER_BYTES)
-        except XmlError:
-            return None
-
     def _receipt_detail(self, body: bytes, sent: object, which: str) -> str:
-        root = self._answer(body)
-        if root is None or root.tag != TIEP_NHAN:
+        answer = read_answer(body)
+        if not isinstance(answer, XmlAnswer) or answer.tag != TIEP_NHAN:
             return both("ans_po_unreadable", which)
-        so_dong = root.get("soDong", "?")
+        so_dong = answer.attributes.get("soDong", "?")
         if sent is not None and so_dong != str(sent):
             return both("ans_po_received_differs", which, lines=so_dong, sent=sent)
         return both("ans_po_received", which, lines=so_dong)
 
     def _loi_reason(self, body: bytes) -> str:
-        root = self._answer(body)
-        if root is not None:
-            code, reason = read_loi(root)
-            if code or reason:
-                return f"{code}: {reason}" if code else reason
-        text = " ".join(body[:300].decode("utf-8", "replace").split())
-        return mask_digits(text) or both("ans_no_reason")
+        found = error_answer(read_answer(body), LOI)
+        if found is not None and any(found):
+            code, reason = mask_digits(found[0]), mask_digits(found[1])
+            return f"{code}: {reason}" if code else reason
+        return mask_digits(body_snippet(body, 300)) or both("ans_no_reason")

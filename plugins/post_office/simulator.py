@@ -20,14 +20,17 @@ replaced); results already pushed stay pushed, and the new list's results follow
 
 Results: most lines ``da_chi`` with ``soTien`` = month + arrears + carried amount and a
 ``ngayChi`` between the 1st and the 15th of the month; a seeded fraction
-(``extra["unpaid_rate"]``, default 0.05) ``chua_chi`` with ``soTien="0"`` and a ``lyDo``.
+(``extra["unpaid_rate"]``, default 0.05) ``chua_chi`` with ``soTien="0"`` and a ``lyDo``;
+with ``extra["unpaid_every"]`` = N (default 0: off) also every Nth line with money due that
+the payer settles, counted over all its lists in the order taken (a demonstration that must
+show unpaid lines whatever the seed).
 A line with nothing to pay (``tam_dung`` / ``giam`` with all amounts 0) gets **no** result
 line: nothing was due, and a ``chua_chi`` would wrongly count toward the three unpaid months
 that make a suspension candidate. ``loaiDoiTuong`` is written on a result line when it
 answers a ``cs`` line or when the person has several lines in the list.
 
 ``GET /_sim/state`` answers JSON: lists held, 409/400/422 counts, idempotency keys seen,
-results pushed and pending. Faults: :func:`gateway.testing.faults.install_faults`.
+results pushed and pending. Faults: :func:`gateway.api.install_faults`.
 """
 
 from __future__ import annotations
@@ -46,9 +49,7 @@ import aiohttp
 from aiohttp import web
 from lxml import etree
 
-from gateway.signing import sign
-from gateway.simulation import SimulatorOptions
-from gateway.testing.faults import install_faults
+from gateway.api import SimulatorOptions, install_faults, sign
 from gateway.xmlsafe import XmlError, parse_xml, to_bytes
 from plugins.post_office.wire import (
     DANH_SACH_CHI_TRA,
@@ -111,6 +112,7 @@ class PostOfficeState:
     push_attempts: int = 0
     push_failures: int = 0
     last_push_error: str | None = None
+    lines_settled: int = 0  # lines with money due, over every list taken (unpaid_every)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -123,6 +125,7 @@ class PayerSettings:
     push_url: str | None
     secret: str | None
     seed: int
+    unpaid_every: int = 0
 
     @classmethod
     def from_options(cls, options: SimulatorOptions) -> PayerSettings:
@@ -144,6 +147,7 @@ class PayerSettings:
             push_url=push_url,
             secret=options.secret,
             seed=options.seed,
+            unpaid_every=max(0, int(_number(extra, "unpaid_every", 0))),
         )
 
 
@@ -265,7 +269,8 @@ def _take(app: web.Application, held: HeldList) -> web.Response:
         held.replaced = [*current.replaced, current.lan_gui]
     state.lists[slot] = held
     if settings.push_url is not None:
-        body, so_dong = build_results(held, settings)
+        body, so_dong = build_results(held, settings, settled_before=state.lines_settled)
+        state.lines_settled += so_dong
         due = time.monotonic() + settings.payout_delay
         state.pending[slot] = PendingPush(held.ky, held.ma_xa, held.lan_gui, body, so_dong, due)
         state.wakeup.set()
@@ -280,8 +285,11 @@ def _take(app: web.Application, held: HeldList) -> web.Response:
 # -- paying and pushing results -------------------------------------------------------------
 
 
-def build_results(held: HeldList, settings: PayerSettings) -> tuple[bytes, int]:
-    """The payer's ``KetQuaChiTra`` for a list, reproducible from the seed; and its line count."""
+def build_results(
+    held: HeldList, settings: PayerSettings, *, settled_before: int = 0
+) -> tuple[bytes, int]:
+    """The payer's ``KetQuaChiTra`` for a list, reproducible from the seed; and its line count.
+    ``settled_before``: lines with money due in the lists taken before (``unpaid_every``)."""
     rng = random.Random(f"{settings.seed}:{held.ky}:{held.ma_xa}:{held.lan_gui}")
     year, month = (int(part) for part in held.ky.split("-"))
     per_person = Counter(line.so_dinh_danh for line in held.lines)
@@ -291,7 +299,9 @@ def build_results(held: HeldList, settings: PayerSettings) -> tuple[bytes, int]:
         if line.amount == 0:
             continue  # nothing was due (suspended or closed with nothing owed): no result
         attrs = {"soDinhDanh": line.so_dinh_danh}
-        if rng.random() < settings.unpaid_rate:
+        every = settings.unpaid_every
+        nth = every > 0 and (settled_before + count + 1) % every == 0
+        if rng.random() < settings.unpaid_rate or nth:
             attrs |= {"trangThai": "chua_chi", "soTien": "0", "lyDo": rng.choice(REASONS_UNPAID)}
         else:
             paid_on = date(year, month, rng.randint(1, 15)).isoformat()

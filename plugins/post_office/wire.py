@@ -180,13 +180,3 @@ def loi_body(code: str, reason: str) -> bytes:
     loi = etree.Element(LOI, ma=code, nsmap=NSMAP)
     loi.text = reason
     return to_bytes(loi)
-
-
-def read_loi(root: etree._Element) -> tuple[str, str]:
-    """``(ma, reason)`` of a parsed ``<Loi>`` answer, masked; ``("", "")`` if it is not one."""
-    if root.tag != LOI:
-        return "", ""
-    reason = " ".join((root.text or "").split())
-    if len(reason) > 500:
-        reason = reason[:500] + "…"
-    return mask_digits(root.get("ma", "")[:64]), mask_digits(reason)

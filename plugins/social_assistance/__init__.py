@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import click
     from aiohttp import web
 
-    from gateway.config import Config
+    from gateway.api import Config
     from gateway.hookspecs import RegisterConnector, RegisterJob
 
 HERE = Path(__file__).parent
@@ -41,6 +41,13 @@ async def gateway_startup(app: web.Application) -> None:
     from plugins.social_assistance.web import startup
 
     await startup(app)
+
+
+@hookimpl
+async def gateway_demo_tick(app: web.Application, elapsed: float) -> str | None:
+    from plugins.social_assistance.demo import tick
+
+    return await tick(app, elapsed)
 
 
 @hookimpl

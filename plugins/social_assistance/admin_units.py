@@ -8,7 +8,7 @@ the registry files under this code, for this month".
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -88,16 +88,9 @@ class AdminUnits:
         if unit is None:
             unit = next((c for c in self._merged_into.get(code, ()) if c.valid_in(month)), None)
         if unit is None:
-            raise AdminUnitError(
-                f"mã xã {code} không có trong {self.path} cho kỳ {month} "
-                "(unknown commune code for this month)"
-            )
+            raise AdminUnitError(_unknown(self.path, code, month))
         if not unit.code_confirmed or unit.code is None:
-            raise AdminUnitError(
-                f"xã {code} thuộc xã mới {unit.name} từ {unit.start}, nhưng mã xã mới chưa được "
-                f"xác nhận trong {self.path}: không lập danh sách chi trả (the new commune's "
-                "GSO code is not confirmed; no payment list is built until it is)"
-            )
+            raise AdminUnitError(_unconfirmed(self.path, code, unit))
         return unit
 
     def is_merged_list(self, commune: Commune, month: Month) -> bool:
@@ -110,6 +103,80 @@ class AdminUnits:
     def communes_in(self, month: Month) -> list[Commune]:
         """Communes with a list of their own in ``month`` (confirmed codes only)."""
         return [c for c in self.communes if c.valid_in(month) and c.code_confirmed]
+
+    def name_of(self, code: str) -> str:
+        """The latest name any unit had under ``code`` ("" when the file does not know it)."""
+        units = self._by_code.get(code, ())
+        if not units:
+            return ""
+        return max(units, key=lambda c: c.start or date.min).name
+
+    def old_codes_of(self, code: str) -> tuple[str, ...]:
+        """The old codes merged into the (new) commune that has ``code`` at any time."""
+        return tuple(old for c in self._by_code.get(code, ()) for old in c.merged_from)
+
+    def select_lists(
+        self, configured: Iterable[str], month: Month
+    ) -> tuple[dict[str, Commune], list[Unplaceable]]:
+        """Which lists of ``month`` a deployment configured with ``configured`` codes builds.
+
+        From 2025-07 a code selects the new commune that has it, or the new commune an old
+        code merged into (a code both old and new, like 02020, is the new commune's). Before a
+        merger a code selects the unit that had it then; a code that exists only after it
+        (02014, 01933) selects the old communes merged into it. Returns the list communes by
+        code, and the configured codes no list can be built for (unknown in ``month``, or
+        merged into a commune whose code is not confirmed), each with the reason.
+        """
+        found: dict[str, Commune] = {}
+        problems: list[Unplaceable] = []
+        for code in dict.fromkeys(configured):
+            unit = self.commune(code, month)
+            if unit is None:
+                unit = next((c for c in self._merged_into.get(code, ()) if c.valid_in(month)), None)
+            if unit is not None:
+                if unit.code_confirmed and unit.code is not None:
+                    found[unit.code] = unit
+                else:
+                    problems.append(
+                        Unplaceable(code, unit.name, _unconfirmed(self.path, code, unit))
+                    )
+                continue
+            later = [
+                old_unit
+                for c in self._by_code.get(code, ())
+                if c.start is not None and month.first_day < c.start
+                for old in c.merged_from
+                if (old_unit := self.commune(old, month)) is not None
+            ]
+            if later:
+                for old_unit in later:
+                    found[old_unit.code or ""] = old_unit
+                continue
+            problems.append(Unplaceable(code, self.name_of(code), _unknown(self.path, code, month)))
+        return found, problems
+
+
+@dataclass(frozen=True, slots=True)
+class Unplaceable:
+    """A configured code no list can be built for in a month, and why (readable)."""
+
+    code: str
+    name: str
+    reason: str
+
+
+def _unknown(path: str, code: str, month: Month) -> str:
+    return (
+        f"mã xã {code} không có trong {path} cho kỳ {month} (unknown commune code for this month)"
+    )
+
+
+def _unconfirmed(path: str, code: str, unit: Commune) -> str:
+    return (
+        f"xã {code} thuộc xã mới {unit.name} từ {unit.start}, nhưng mã xã mới chưa được "
+        f"xác nhận trong {path}: không lập danh sách chi trả (the new commune's "
+        "GSO code is not confirmed; no payment list is built until it is)"
+    )
 
 
 def load_admin_units(path: Path | str = DEFAULT_ADMIN_UNITS_PATH) -> AdminUnits:

@@ -15,15 +15,15 @@ delivers ``decision.issued`` and ``payment.results`` messages to it like to any 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
-from gateway.connector import Connector
-from gateway.log import get_logger, mask_text
+from gateway.api import PluginStore as Store
+from gateway.api import get_logger, mask_text
+from gateway.connector import Connector, both
 from gateway.model import Message, OutboundRequest, PermanentError, Receipt
-from gateway.store import Store
-from gateway.texts import both
+from plugins.social_assistance.admin_units import AdminUnitError, AdminUnits
 from plugins.social_assistance.decision import Decision, DecisionError
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.reconcile import (
@@ -37,7 +37,7 @@ from plugins.social_assistance.storage import (
     latest_rows,
     list_from_row,
     list_rows,
-    paid_history,
+    person_paid_history,
     result_payloads,
     store_decision,
     store_result,
@@ -55,6 +55,8 @@ LOCAL_URL = "local:social_assistance"
 class SocialAssistanceConnector(Connector):
     """Applies decisions and payment results to the plugin's tables (see the module doc)."""
 
+    #: the monthly lists (service.send_month) and the suspension candidates (reconciliation)
+    emits: ClassVar[tuple[str, ...] | None] = (EVENT_LIST, EVENT_CANDIDATES)
     store: Store | None = None
     domain: Domain | None = None
 
@@ -80,37 +82,44 @@ class SocialAssistanceConnector(Connector):
 
     async def apply(self, event: str, payload: dict[str, Any]) -> Receipt:
         """Apply one message's payload (also used by tests and imports without the engine)."""
+        store, domain = self._attached()
+        if event == EVENT_DECISION:
+            return await self._decision(store, domain, payload)
+        return await self._result(store, domain, payload)
+
+    def _attached(self) -> tuple[Store, Domain]:
         if self.store is None or self.domain is None:
             raise RuntimeError("social_assistance connector is not attached to the store")
-        if event == EVENT_DECISION:
-            return await self._decision(payload)
-        return await self._result(payload)
+        return self.store, self.domain
 
-    async def _decision(self, payload: dict[str, Any]) -> Receipt:
-        assert self.store is not None and self.domain is not None
-        rules = self.domain.rules
+    async def _decision(self, store: Store, domain: Domain, payload: dict[str, Any]) -> Receipt:
+        rules = domain.rules
         attrs = {str(k): str(v) for k, v in payload.items()}
         try:
             decision = Decision.from_payload(attrs, rules)
         except DecisionError as exc:
             raise PermanentError(mask_text(both("err_sa_decision", str(exc)))) from None
-        outcome = await self.store.write(store_decision, attrs, decision, rules, time.time())
+        outcome = await store.write(store_decision, attrs, decision, rules, time.time())
         if outcome.state == "held":
             log.warning("sa_decision_held", so=decision.number, detail=outcome.detail)
         return Receipt(status=200, detail=outcome.detail)
 
-    async def _result(self, payload: dict[str, Any]) -> Receipt:
-        assert self.store is not None and self.domain is not None
+    async def _result(self, store: Store, domain: Domain, payload: dict[str, Any]) -> Receipt:
         try:
             line = ResultLine.from_payload(payload)
         except ResultError as exc:
             raise PermanentError(mask_text(both("err_sa_result", str(exc)))) from None
-        rules = self.domain.rules
-        return await self.store.write(_apply_result, payload, line, rules, time.time())
+        rules, units = domain.rules, domain.admin_units
+        return await store.write(_apply_result, payload, line, rules, units, time.time())
 
 
 def _apply_result(
-    conn: Any, payload: dict[str, Any], line: ResultLine, rules: Any, now: float
+    conn: Any,
+    payload: dict[str, Any],
+    line: ResultLine,
+    rules: Any,
+    units: AdminUnits,
+    now: float,
 ) -> Receipt:
     if not store_result(conn, payload, now):
         return Receipt(status=200, detail=both("ans_sa_duplicate"))
@@ -129,18 +138,29 @@ def _apply_result(
         detail = both("ans_sa_paid" if line.paid else "ans_sa_unpaid")
     follow_ups: list[Message] = []
     if not line.paid:
-        history = paid_history(conn, rules, commune)
-        for cand in suspension_candidates(rules, history, Month.parse(ky), commune=commune):
+        # the run is the person's whole history, under old and new codes (2025 merger)
+        history = person_paid_history(conn, rules, line.citizen_id)
+        for cand in suspension_candidates(rules, history, Month.parse(ky)):
             people = [p for p in cand["doiTuong"] if p["soDinhDanh"] == line.citizen_id]
             if people:
+                code = _current_code(units, str(cand["maXa"]), Month.parse(ky))
                 follow_ups.append(
                     Message(
                         event=EVENT_CANDIDATES,
-                        external_id=f"{ky}:{commune}:{line.citizen_id}",
-                        payload={"ky": ky, "maXa": commune, "doiTuong": people},
-                        dossier_key=f"{commune}:{line.citizen_id}",
-                        ref=f"{ky}:{commune}",
+                        external_id=f"{ky}:{code}:{line.citizen_id}",
+                        payload={"ky": ky, "maXa": code, "doiTuong": people},
+                        dossier_key=f"{code}:{line.citizen_id}",
+                        ref=f"{ky}:{code}",
                     )
                 )
                 detail += "; suspension candidate (3 unpaid months)"
     return Receipt(status=200, detail=detail, follow_ups=follow_ups)
+
+
+def _current_code(units: AdminUnits, code: str, month: Month) -> str:
+    """The commune a proposal names: the one whose list holds ``code`` in ``month`` (the new
+    commune from 2025-07); the code as it is when the file cannot place it."""
+    try:
+        return units.list_commune(code, month).code or code
+    except AdminUnitError:
+        return code

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.web.admin.i18n import has, translate
+from gateway.api import has, translate
 from plugins.social_assistance.admin_units import AdminUnits
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.rules import Rules

@@ -11,7 +11,7 @@ new (merged) commune and each line keeps the old commune code (``maXaCu``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -187,12 +187,18 @@ def _who(where: str, line: PaymentLine) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ListRefused:
-    """People no list can be built for this month (e.g. a merged commune without a code)."""
+    """People no list can be built for this month (e.g. a merged commune without a code).
+
+    ``lines`` and ``amount`` are what their list would have held (people and VND left
+    unpaid), priced as if it had been built; ``name`` is the commune's name when known.
+    """
 
     ky: Month
     registry_commune: str
     lines: int
     reason: str
+    amount: int = 0
+    name: str = ""
 
 
 class _Group(NamedTuple):
@@ -254,8 +260,11 @@ def iter_payment_lists(
         known = roster.as_of(day)
         groups, refused = _group(admin_units, known, month)
         builder = _LineBuilder(rules, known, month, paid_history, sent_history, admin_units)
-        yield from refused
+        for r in refused:
+            yield _priced(builder, admin_units, r, groups, now)
         for code in sorted(groups):
+            if code.startswith(_UNPLACED):
+                continue
             if code in done:
                 raise ValueError(
                     f"xã {code} có trong hai phần danh sách "
@@ -263,6 +272,28 @@ def iter_payment_lists(
                 )
             done.add(code)
             yield builder.payment_list(_list_unit(admin_units, code, month), groups[code], now)
+
+
+def _priced(
+    builder: _LineBuilder,
+    admin_units: AdminUnits,
+    refused: ListRefused,
+    groups: dict[str, list[_Group]],
+    now: datetime,
+) -> ListRefused:
+    """A refusal with what its people's list would have paid (lines and VND left unpaid)."""
+    code = refused.registry_commune
+    name = admin_units.name_of(code)
+    unit = Commune(code, name, "", None, None, None, (), True, "")
+    try:
+        priced = builder.payment_list(unit, groups.pop(_UNPLACED + code, []), now)
+    except (PaymentListError, ValueError):
+        return replace(refused, name=name)
+    return replace(refused, lines=priced.total_people, amount=priced.total_amount, name=name)
+
+
+_UNPLACED = "?"
+"""Prefix of the groups of people whose commune has no list (kept to price the refusal)."""
 
 
 def vn_day(now: datetime) -> date:
@@ -302,6 +333,7 @@ def _group(
         if isinstance(code, AdminUnitError):
             count, _ = unplaced.get(terms.commune, (0, ""))
             unplaced[terms.commune] = (count + 1, str(code))
+            groups.setdefault(_UNPLACED + terms.commune, []).append(_Group(key, benefits, terms))
             continue
         groups.setdefault(code, []).append(_Group(key, benefits, terms))
     refused = [
@@ -338,7 +370,10 @@ def _payable(benefits: Sequence[Benefit], month: Month, *, repaid: bool) -> list
             span.status is Status.ACTIVE
             or (repaid and span.status is Status.SUSPENDED and span.repaid)
         ):
-            ents.append(span.terms.entitlement())
+            if span.terms.host is None:
+                ents.append(span.terms.entitlement())
+            else:
+                ents.extend(span.terms.entitlements())
     return ents
 
 
@@ -361,8 +396,10 @@ class _LineBuilder:
         self.sent = sent
         self.admin_units = admin_units
         self._baseline_days: dict[Month, date] = {}
+        self._unit: Commune | None = None
 
     def payment_list(self, unit: Commune, groups: list[_Group], now: datetime) -> PaymentList:
+        self._unit = unit
         code = unit.code or ""
         start = self.sent.start((code, *unit.merged_from), self.month)
         merged = self.admin_units.is_merged_list(unit, self.month)
@@ -437,9 +474,23 @@ class _LineBuilder:
             tuple(m for m, _ in carried) if carried else (),  # carried_from
             terms.payout,
             change,
-            terms.commune if merged else None,  # old_commune
+            self._old_code(group) if merged else None,  # old_commune
             (benefits[0].dossier,) if len(benefits) == 1 else tuple(b.dossier for b in benefits),
         )
+
+    def _old_code(self, group: _Group) -> str:
+        """``maXaCu``: the code the registry gave, when it is one of the old codes merged into
+        the list's commune; for a person the registry re-filed under the new code, the last
+        old code of their own decisions (their old commune); else the code as given."""
+        code = group.terms.commune
+        unit = self._unit
+        if unit is None or code in unit.merged_from:
+            return code
+        decisions = sorted(
+            (d for b in group.benefits for d in b.decisions), key=lambda d: d.order_key
+        )
+        old = [d.commune for d in decisions if d.commune in unit.merged_from]
+        return old[-1] if old else code
 
     def _prev(
         self, key: LineKey, benefits: Sequence[Benefit], start: Month, baseline_day: date

@@ -36,13 +36,17 @@ __all__ = [
     "DecisionError",
     "DecisionKey",
     "DecisionKind",
+    "EarlyStart",
     "Roster",
     "Span",
     "Status",
     "Terms",
+    "allowed_start",
     "build_roster",
     "check_decision_amount",
+    "check_grant_start",
     "deciding_authority",
+    "decision_host",
     "grant_start",
 ]
 
@@ -73,6 +77,9 @@ class Terms:
     children: int
     cared_birth_date: date | None
     pinned_amount: int | None
+    host: str | None = None
+    """For 5.4 on a host (FORMATS.md §2.2): the benefit's own 5.5x / 5.6 / 5.8 category, kept
+    under the per-child coefficient (``disability`` is then the host's)."""
     _entitlement: Entitlement | None = field(default=None, init=False, repr=False, compare=False)
 
     def entitlement(self) -> Entitlement:
@@ -83,6 +90,17 @@ class Terms:
             found = Entitlement(self.category, person, self.pinned_amount)
             object.__setattr__(self, "_entitlement", found)
         return found
+
+    def entitlements(self) -> tuple[Entitlement, ...]:
+        """The host and the per-child category for 5.4 on a host; else the one."""
+        if self.host is None:
+            return (self.entitlement(),)
+        host = Person(self.birth_date, self.disability, 0, None)
+        parent = Person(self.birth_date, None, self.children, None)
+        return (
+            Entitlement(self.host, host, self.pinned_amount),
+            Entitlement(self.category, parent, self.pinned_amount),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +154,26 @@ class DecisionConflict:
         return f"quyết định {number} (hồ sơ {dossier}): {self.problem}"
 
 
-Held = AmountMismatch | DecisionConflict
+@dataclass(frozen=True, slots=True)
+class EarlyStart:
+    """A grant whose ``tuThang`` is before the first month DOMAIN.md §3 allows: held for an
+    operator with both months, never moved silently (FORMATS.md §2.2)."""
+
+    decision: DecisionKey
+    registry_month: Month
+    rules_month: Month
+
+    @property
+    def message(self) -> str:
+        dossier, number, _ = self.decision
+        return (
+            f"quyết định {number} (hồ sơ {dossier}): hưởng từ {self.registry_month}, trước tháng "
+            f"{self.rules_month} quy định cho phép — chờ cán bộ chọn một tháng (the grant starts "
+            "before the rules allow; held until an operator accepts one month)"
+        )
+
+
+Held = AmountMismatch | DecisionConflict | EarlyStart
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,15 +252,35 @@ class Roster:
         return lines
 
 
-def check_decision_amount(rules: Rules, decision: Decision) -> AmountMismatch | None:
-    """The registry's ``soTienThang`` against ours for ``tuThang``; None when they agree."""
+Host = tuple[str, str | None]
+"""A 5.4 decision's host: the benefit's own category and its disability level."""
+
+
+def check_decision_amount(
+    rules: Rules, decision: Decision, host: Host | None = None
+) -> AmountMismatch | None:
+    """The registry's ``soTienThang`` against ours for ``tuThang``; None when they agree.
+
+    For 5.4 on a host (``host``, see :func:`decision_host`) ours is the whole benefit: the
+    host's coefficient plus 1.0 per child.
+    """
     if decision.kind not in SETS_TERMS or decision.category is None:
         return None
-    person = Person(
-        decision.birth_date, decision.disability, decision.children or 0, decision.cared_birth_date
-    )
     month = decision.from_month
-    coef = coefficient(rules, person, decision.category, month)
+    if host is None:
+        person = Person(
+            decision.birth_date,
+            decision.disability,
+            decision.children or 0,
+            decision.cared_birth_date,
+        )
+        coef = coefficient(rules, person, decision.category, month)
+    else:
+        host_person = Person(decision.birth_date, host[1], 0, None)
+        parent = Person(decision.birth_date, None, decision.children or 0, None)
+        coef = coefficient(rules, host_person, host[0], month) + coefficient(
+            rules, parent, decision.category, month
+        )
     level = rules.level(month)
     computed = amount_for(level, coef)
     if computed == decision.monthly_amount:
@@ -246,19 +303,71 @@ def deciding_authority(rules: Rules, decision: Decision) -> Authority:
     return rules.authority(decision.signed_on)
 
 
-def grant_start(rules: Rules, decision: Decision) -> Month:
-    """The first month a grant pays (DOMAIN.md §3), by the category's start rule."""
+def allowed_start(rules: Rules, decision: Decision) -> Month:
+    """The first month DOMAIN.md §3 lets a grant pay, by the category's start rule: the
+    signing month; the 75th / 80th birthday month (5.5b, 5.5c); ``tuThang`` as decided for
+    5.6 (the certificate's month, not on the decision); never before the category exists."""
     cat = rules.category(decision.category or "")
     if cat.start_rule == "signing":
-        start = max(Month.of(decision.signed_on), decision.from_month)
+        start = Month.of(decision.signed_on)
     elif cat.start_rule == "eligibility_birthday":
-        start = max(
-            decision.from_month,
-            _birthday_month(rules, decision.birth_date, cat.eligible_from_age or 0),
-        )
+        start = _birthday_month(rules, decision.birth_date, cat.eligible_from_age or 0)
     else:
         start = decision.from_month
     return max(start, cat.available_from)
+
+
+def grant_start(rules: Rules, decision: Decision) -> Month:
+    """The first month a grant pays: ``tuThang``, or the allowed start when that is later
+    (a grant whose ``tuThang`` is earlier is held: :func:`check_grant_start`)."""
+    return max(decision.from_month, allowed_start(rules, decision))
+
+
+def check_grant_start(rules: Rules, decision: Decision) -> EarlyStart | None:
+    """A grant whose ``tuThang`` precedes :func:`allowed_start`; None for any other."""
+    if decision.kind is not DecisionKind.HUONG or decision.category is None:
+        return None
+    allowed = allowed_start(rules, decision)
+    if decision.from_month >= allowed:
+        return None
+    return EarlyStart(decision.key, decision.from_month, allowed)
+
+
+def decision_host(rules: Rules, earlier: Iterable[Decision], decision: Decision) -> Host | None:
+    """The host a 5.4 decision keeps (FORMATS.md §2.2): the category its own
+    ``mucDoKhuyetTat`` names, else the 5.5x / 5.6 / 5.8 category (or host) the benefit has
+    in ``tuThang`` from the dossier's ``earlier`` applied decisions; None for 5.4 alone
+    and for every other category."""
+    cat = rules.categories.get(decision.category or "")
+    if cat is None or not cat.per_child or decision.kind not in SETS_TERMS:
+        return None
+    before = [d for d in earlier if d.order_key < decision.order_key]
+    spans = [Span(_BEGINNING, None, None)]
+    for d in _in_order(before):
+        _apply(rules, spans, d, None, _host_in(rules, spans, d))
+    return _host_in(rules, spans, decision)
+
+
+def _host_in(rules: Rules, spans: list[Span], d: Decision) -> Host | None:
+    cat = rules.categories.get(d.category or "")
+    if cat is None or not cat.per_child or d.kind not in SETS_TERMS:
+        return None
+    if d.disability is not None:
+        named = [c for c in cat.adds_on_top_of if "mucDoKhuyetTat" in rules.category(c).requires]
+        if named:
+            return (named[0], d.disability)
+    i = bisect_right([s.start for s in spans], d.from_month) - 1
+    known = [s.terms for s in spans[: i + 1] if s.terms is not None]
+    if not known:
+        known = [s.terms for s in spans if s.terms is not None]
+    if not known:
+        return None
+    terms = known[-1]
+    if terms.host is not None:
+        return (terms.host, terms.disability)
+    if terms.category in cat.adds_on_top_of:
+        return (terms.category, terms.disability)
+    return None
 
 
 def _birthday_month(rules: Rules, birth: date, age: int) -> Month:
@@ -299,11 +408,20 @@ def _build_benefit(
     for d in ordered:
         if conflicted and d.key in conflicted:
             continue
-        pinned, problem = _amount_verdict(rules, d, accepted)
+        host = _host_in(rules, spans, d)
+        pinned, problem = _amount_verdict(rules, d, accepted, host)
         if problem is not None:
             held.append(problem)
             continue
-        reach = _apply(rules, spans, d, pinned)
+        start = None
+        early = check_grant_start(rules, d)
+        if early is not None:
+            choice = accepted.get(d.key)
+            if choice is None:
+                held.append(early)
+                continue
+            start = early.registry_month if choice == "registry" else early.rules_month
+        reach = _apply(rules, spans, d, pinned, host, start)
         if reach is not None:
             reaches.append((d, reach))
     if all(s.status is None for s in spans):
@@ -352,10 +470,10 @@ def _conflicts(ordered: list[Decision]) -> Iterable[DecisionConflict]:
 
 
 def _amount_verdict(
-    rules: Rules, d: Decision, accepted: Mapping[DecisionKey, Acceptance]
+    rules: Rules, d: Decision, accepted: Mapping[DecisionKey, Acceptance], host: Host | None
 ) -> tuple[int | None, AmountMismatch | None]:
     """(pinned amount, held mismatch) for a decision."""
-    mismatch = check_decision_amount(rules, d)
+    mismatch = check_decision_amount(rules, d, host)
     if mismatch is None:
         return None, None
     choice = accepted.get(d.key)
@@ -364,11 +482,19 @@ def _amount_verdict(
     return (d.monthly_amount if choice == "registry" else None), None
 
 
-def _apply(rules: Rules, spans: list[Span], d: Decision, pinned: int | None) -> Month | None:
-    """Apply one decision in place; returns the earliest month it changes (None: no effect)."""
+def _apply(
+    rules: Rules,
+    spans: list[Span],
+    d: Decision,
+    pinned: int | None,
+    host: Host | None = None,
+    start: Month | None = None,
+) -> Month | None:
+    """Apply one decision in place; returns the earliest month it changes (None: no effect).
+    ``start``: a grant's first month as an operator accepted it (an early ``tuThang``)."""
     if d.kind is DecisionKind.HUONG:
-        terms = _terms(d, pinned, None)
-        start = grant_start(rules, d)
+        terms = _terms(d, pinned, None, host)
+        start = start or grant_start(rules, d)
         first = spans[0]
         if len(spans) == 1 and first.status is None and first.start < start:
             # a benefit's first grant (the common case): what _map_from gives, directly
@@ -383,7 +509,7 @@ def _apply(rules: Rules, spans: list[Span], d: Decision, pinned: int | None) -> 
             lambda s: (
                 s
                 if s.status is None
-                else Span(s.start, s.status, _terms(d, pinned, s.terms), s.repaid)
+                else Span(s.start, s.status, _terms(d, pinned, s.terms, host), s.repaid)
             ),
         )
     if d.kind is DecisionKind.TAM_DUNG:
@@ -413,17 +539,18 @@ def _apply(rules: Rules, spans: list[Span], d: Decision, pinned: int | None) -> 
     return reach or t
 
 
-def _terms(d: Decision, pinned: int | None, before: Terms | None) -> Terms:
+def _terms(d: Decision, pinned: int | None, before: Terms | None, host: Host | None) -> Terms:
     return Terms(
         category=d.category or "",
         full_name=d.full_name or (before.full_name if before else ""),
         birth_date=d.birth_date,
         commune=d.commune,
         payout=d.payout,
-        disability=d.disability,
+        disability=host[1] if host is not None else d.disability,
         children=d.children or 0,
         cared_birth_date=d.cared_birth_date,
         pinned_amount=pinned,
+        host=host[0] if host is not None else None,
     )
 
 

@@ -19,17 +19,24 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway.config import Config
-from gateway.engine.intake import Intake
+from gateway.api import (
+    Config,
+    MessageRejected,
+    Plugins,
+    PreparedMessage,
+    audit_in,
+    delivery_statuses,
+    emit_in,
+    first_payloads,
+    get_logger,
+    mask_text,
+    prepare_message,
+)
+from gateway.api import PluginStore as Store
 from gateway.model import VN_TZ, Message, now_vn
-from gateway.plugins import Plugins
-from gateway.routing import RouteTable
-from gateway.store import Store
-from gateway.store import writes as core_writes
-from gateway.store.tables import deliveries, messages
 from plugins.social_assistance.history import LineOutcome
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.payment_list import (
@@ -64,15 +71,21 @@ from plugins.social_assistance.storage import (
     result_payloads,
     sent_history,
 )
-from plugins.social_assistance.tables import sa_lists
+from plugins.social_assistance.tables import sa_alerts, sa_lists, sa_send_runs
 
+log = get_logger("plugins.social_assistance.service")
 SOURCE = "social_assistance"
 EVENT_LIST = "payment.list"
 
 
+FAILED = ("refused", "failed")
+"""Statuses that leave people unpaid: a non-zero exit, an alert, a log line."""
+
+
 @dataclass(slots=True)
 class CommuneResult:
-    """What happened to one commune's list: sent, unchanged, changed (not sent), refused."""
+    """What happened to one commune's list: sent, unchanged, changed (not sent), empty (no
+    one to pay), dry-run, refused (cannot be built) or failed (could not be recorded)."""
 
     commune: str
     people: int = 0
@@ -80,9 +93,51 @@ class CommuneResult:
     lan_gui: int = 0
     status: str = ""
     reason: str = ""
+    name: str = ""
+    hint: str = ""
+
+    @property
+    def unpaid(self) -> bool:
+        """Whether this commune's people are left unpaid by this run."""
+        return self.status in FAILED
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def problem_line(self, month: Month) -> str:
+        """One line for the operator: commune, people and money unpaid, why, what to do."""
+        name = f" {self.name}" if self.name else ""
+        return (
+            f"KHÔNG CHI TRẢ / UNPAID {month}: xã {self.commune}{name} — {self.people} người, "
+            f"{self.total:,} VND chưa được chi trả ({self.people} people, {self.total:,} VND "
+            f"left unpaid): {self.reason} — cách xử lý / what to do: {self.hint}"
+        )
+
+
+def _hint(status: str, reason: str, month: Month) -> str:
+    again = f"`gateway payments send --month {month}`"
+    if "not confirmed" in reason:
+        return (
+            "điền mã xã mới đã công bố vào config/admin_units.toml rồi chạy lại "
+            f"{again} (fill in the new commune's published code in admin_units.toml, "
+            "then send again)"
+        )
+    if "unknown commune code" in reason:
+        return (
+            "thêm xã này (mã, tên, ngày hiệu lực) vào config/admin_units.toml hoặc sửa maXa "
+            f"của quyết định, rồi chạy lại {again} (add the commune with its dates to "
+            "admin_units.toml, or have the registry correct maXa, then send again)"
+        )
+    if status == "failed":
+        return (
+            f"danh sách chưa được ghi: kiểm tra cơ sở dữ liệu rồi chạy lại {again} "
+            "(the list could not be recorded: check the database, then send again)"
+        )
+    return (
+        f"danh sách bị từ chối nên không gửi: báo quản trị viên, sửa rồi chạy lại {again} "
+        "(the list was refused — it does not add up, or a check refused it — and was not "
+        "sent: report it, fix it, then send again)"
+    )
 
 
 @dataclass(slots=True)
@@ -124,22 +179,28 @@ def build_lists(
     )
 
 
-def _record_and_queue(
-    conn: Connection, payment_list: PaymentList, item_for: Callable[[Message], Any], now: float
-) -> str:
-    """One transaction: the sa_lists row and the payment.list message with its deliveries."""
+def list_message(payment_list: PaymentList) -> Message:
+    """The ``payment.list`` message of one commune's list."""
     payload = payment_list.to_payload()
     ky, code, lan = payload["ky"], payload["maXa"], payload["lanGui"]
-    message = Message(
+    return Message(
         event=EVENT_LIST,
         external_id=f"{ky}:{code}:{lan}",
         payload=payload,
         dossier_key=f"{ky}:{code}",
         source=SOURCE,
         ref=f"{ky}:{code}",
-    ).normalised()
-    message.source = SOURCE
-    result = core_writes.ingest(conn, [item_for(message)], now)[0]
+    )
+
+
+def _record_and_queue(
+    conn: Connection, payment_list: PaymentList, prepared: PreparedMessage, now: float
+) -> str:
+    """One transaction: the sa_lists row and the payment.list message with its deliveries
+    (through the gateway's one intake: same dedupe and per-dossier ordering locks)."""
+    payload = payment_list.to_payload()
+    ky, code, lan = payload["ky"], payload["maXa"], payload["lanGui"]
+    result = emit_in(conn, prepared, now)
     conn.execute(
         sa_lists.insert().values(
             ky=ky,
@@ -169,34 +230,166 @@ async def send_month(
     resend: bool = False,
     now: datetime | None = None,
     progress: Callable[[CommuneResult], None] | None = None,
+    actor: str = "cli",
 ) -> list[CommuneResult]:
-    """Build, check and send month ``month``'s lists (see the module doc)."""
+    """Build, check and send month ``month``'s lists (see the module doc).
+
+    ``communes`` (else the configured ``[social_assistance] communes``; empty: every commune
+    in the roster) may hold old or new codes: :meth:`AdminUnits.select_lists` says which
+    lists they select for the month. Every selected commune gets a result; a commune whose
+    list cannot be built or recorded is ``refused`` / ``failed`` with the people and VND it
+    leaves unpaid. Unless ``dry_run``, the run is audited (``sa_payments_send``) and the open
+    alerts of the month are updated in the same transaction: a failed commune opens (or
+    keeps) one, a commune of the run's scope that is no longer failing resolves it.
+    """
     now = now or now_vn()
     ky = str(month)
     snap = await read(store, _snapshot, domain, ky)
-    wanted = set(communes or domain.settings.communes or ())
-    intake = Intake(config, plugins, RouteTable(config.routes))
-    out: list[CommuneResult] = []
-    for built in build_lists(domain, snap, month, now):
-        if isinstance(built, ListRefused):
-            if wanted and built.registry_commune not in wanted:
-                continue
-            res = CommuneResult(built.registry_commune, built.lines, 0, 0, "refused", built.reason)
-        else:
-            if wanted and built.commune not in wanted:
-                continue
-            res = _decide(built, snap.month_rows.get((ky, built.commune)), resend)
-            if res.status == "sent" and not dry_run:
-                try:
-                    await store.write(_record_and_queue, built, intake.item_for, time.time())
-                except PaymentListError as exc:
-                    res.status, res.reason = "refused", str(exc)
-            elif res.status == "sent":
-                res.status = "dry-run"
-        out.append(res)
+    units = domain.admin_units
+    configured = list(communes or domain.settings.communes or ())
+    selected: dict[str, Any] | None = None
+    registry_codes: set[str] = set()
+    problems: list[Any] = []
+    if configured:
+        selected, problems = units.select_lists(configured, month)
+        registry_codes = set(configured)
+        for code in [*configured, *selected]:
+            registry_codes.update(units.old_codes_of(code))
+    out: dict[str, CommuneResult] = {}
+
+    def done(res: CommuneResult) -> None:
+        if res.unpaid and not res.hint:
+            res.hint = _hint(res.status, res.reason, month)
+        out[res.commune] = res
         if progress is not None:
             progress(res)
-    return out
+
+    for built in build_lists(domain, snap, month, now):
+        if isinstance(built, ListRefused):
+            if selected is not None and built.registry_commune not in registry_codes:
+                continue
+            done(
+                CommuneResult(
+                    built.registry_commune,
+                    built.lines,
+                    built.amount,
+                    0,
+                    "refused",
+                    built.reason,
+                    built.name,
+                )
+            )
+            continue
+        if selected is not None and built.commune not in selected:
+            continue
+        res = _decide(built, snap.month_rows.get((ky, built.commune)), resend)
+        res.name = units.name_of(built.commune)
+        if res.status == "sent" and not dry_run:
+            try:
+                prepared = await prepare_message(config, plugins, SOURCE, list_message(built))
+                await store.write(_record_and_queue, built, prepared, time.time())
+            except PaymentListError as exc:
+                res.status, res.reason = "refused", str(exc)
+            except MessageRejected as exc:
+                res.status, res.reason = "refused", "; ".join(exc.errors)
+            except Exception as exc:  # any failure is reported, never skipped
+                res.status = "failed"
+                res.reason = mask_text(f"{type(exc).__name__}: {exc}").replace("\n", " ")
+        elif res.status == "sent":
+            res.status = "dry-run"
+        done(res)
+    for problem in problems:
+        if problem.code not in out:
+            done(CommuneResult(problem.code, 0, 0, 0, "refused", problem.reason, problem.name))
+    for code, unit in (selected or {}).items():
+        if code not in out:
+            done(CommuneResult(code, 0, 0, 0, "empty", "no one to pay", unit.name))
+    results = list(out.values())
+    for res in results:
+        if res.unpaid:
+            log.warning(
+                "sa_list_not_sent",
+                ky=ky,
+                commune=res.commune,
+                name=res.name,
+                people=res.people,
+                unpaid_vnd=res.total,
+                status=res.status,
+                reason=res.reason,
+                hint=res.hint,
+                dry_run=dry_run,
+            )
+    if not dry_run:
+        scope = None if not configured or communes is None else registry_codes | set(selected or ())
+        await store.write(_after_run, ky, results, scope, actor, now.timestamp())
+    return results
+
+
+def _after_run(
+    conn: Connection,
+    ky: str,
+    results: list[CommuneResult],
+    scope: set[str] | None,
+    actor: str,
+    now: float,
+) -> None:
+    """One transaction: the open alerts of month ``ky`` brought up to date, and the audit."""
+    a = sa_alerts.c
+    open_rows = {
+        r.ma_xa: r
+        for r in conn.execute(select(sa_alerts).where(a.ky == ky, a.resolved_at.is_(None))).all()
+    }
+    failing = {r.commune: r for r in results if r.unpaid}
+    for code, res in failing.items():
+        values = {
+            "name": res.name,
+            "people": res.people,
+            "amount": res.total,
+            "reason": res.reason,
+            "hint": res.hint,
+            "last_attempt_at": now,
+        }
+        row = open_rows.get(code)
+        if row is None:
+            conn.execute(
+                insert(sa_alerts).values(ky=ky, ma_xa=code, opened_at=now, attempts=1, **values)
+            )
+        else:
+            conn.execute(
+                update(sa_alerts)
+                .where(a.id == row.id)
+                .values(attempts=int(row.attempts) + 1, **values)
+            )
+    touched = {r.commune for r in results}
+    for code, row in open_rows.items():
+        if code in failing:
+            continue
+        if scope is None or code in scope or code in touched:
+            conn.execute(
+                update(sa_alerts).where(a.id == row.id).values(resolved_at=now, resolved_by=actor)
+            )
+    conn.execute(
+        insert(sa_send_runs).values(
+            ky=ky, at=now, actor=actor, whole_scope=int(scope is None), unpaid=len(failing)
+        )
+    )
+    audit_in(conn, [(actor, AUDIT_SEND, f"ky={ky}", _audit_detail(results, scope))], now)
+
+
+AUDIT_SEND = "sa_payments_send"
+
+
+def _audit_detail(results: list[CommuneResult], scope: set[str] | None) -> str:
+    """Which communes, how many lines and how much money, by what happened to them."""
+    parts = ["scope=all" if scope is None else "scope=" + ",".join(sorted(scope))]
+    for status in ("sent", "unchanged", "changed", "empty", "refused", "failed"):
+        found = [r for r in results if r.status == status]
+        if found:
+            codes = ",".join(r.commune for r in found)
+            lines = sum(r.people for r in found)
+            vnd = sum(r.total for r in found)
+            parts.append(f"{status}={codes} ({len(found)} lists, {lines} lines, {vnd:,} VND)")
+    return "; ".join(parts)
 
 
 def _decide(built: PaymentList, earlier: Any, resend: bool) -> CommuneResult:
@@ -220,6 +413,40 @@ def _decide(built: PaymentList, earlier: Any, resend: bool) -> CommuneResult:
 async def month_built(store: Store, month: Month) -> bool:
     rows = await read(store, list_rows, str(month))
     return bool(rows)
+
+
+def _open_alerts(conn: Connection, ky: str | None = None) -> list[dict[str, Any]]:
+    a = sa_alerts.c
+    q = select(sa_alerts).where(a.resolved_at.is_(None)).order_by(a.ky, a.ma_xa)
+    if ky is not None:
+        q = q.where(a.ky == ky)
+    return [dict(r._mapping) for r in conn.execute(q).all()]
+
+
+async def open_alerts(store: Store, month: Month | None = None) -> list[dict[str, Any]]:
+    """Communes whose list of a month is still not built or sent (oldest month first)."""
+    return await read(store, _open_alerts, None if month is None else str(month))
+
+
+@dataclass(frozen=True, slots=True)
+class MonthState:
+    """Where month M's sending stands for the payment-day job."""
+
+    complete: bool  # a whole-scope send ran and no commune of the month is still failing
+    tried_since: bool  # a send of the month ran at or after the given moment
+    open: tuple[dict[str, Any], ...]
+
+
+def _month_state(conn: Connection, ky: str, since: float) -> MonthState:
+    r = sa_send_runs.c
+    runs = conn.execute(select(r.at, r.whole_scope).where(r.ky == ky)).all()
+    opened = tuple(_open_alerts(conn, ky))
+    whole = any(run.whole_scope for run in runs)
+    return MonthState(whole and not opened, any(run.at >= since for run in runs), opened)
+
+
+async def month_state(store: Store, month: Month, since: float) -> MonthState:
+    return await read(store, _month_state, str(month), since)
 
 
 # -- the monthly report -----------------------------------------------------------------------
@@ -246,20 +473,7 @@ def _report_data(conn: Connection, domain: Domain, ky: str) -> dict[str, Any]:
 
 def _received_dossiers(conn: Connection, keys: set[str]) -> dict[str, dict[str, Any]]:
     """The one-stop-shop's dossier.received payloads by MaHoSo (first revision)."""
-    m = messages.c
-    found: dict[str, dict[str, Any]] = {}
-    if not keys:
-        return found
-    key_list = sorted(keys)
-    for i in range(0, len(key_list), 500):
-        rows = conn.execute(
-            select(m.dossier_key, m.payload)
-            .where(m.event == "dossier.received", m.dossier_key.in_(key_list[i : i + 500]))
-            .order_by(m.id)
-        )
-        for row in rows:
-            found.setdefault(row.dossier_key, json.loads(row.payload))
-    return found
+    return first_payloads(conn, "dossier.received", keys)
 
 
 def _vn_datetime(text: str) -> datetime | None:
@@ -367,17 +581,7 @@ async def monthly(store: Store, domain: Domain, month: Month) -> dict[str, Any]:
 def _overview(conn: Connection, domain: Domain, ky: str) -> list[dict[str, Any]]:
     rows = latest_rows(list_rows(conn, ky=ky))
     outcomes = outcomes_by_list(conn, domain.rules)
-    status_by_uid: dict[str, str] = {}
-    uids = [r.message_uid for r in rows.values()]
-    if uids:
-        m, d = messages.c, deliveries.c
-        q = (
-            select(m.uid, d.status)
-            .select_from(messages.join(deliveries, d.message_id == m.id))
-            .where(m.uid.in_(uids))
-        )
-        for uid, status in conn.execute(q):
-            status_by_uid[uid] = status
+    status_by_uid = delivery_statuses(conn, [r.message_uid for r in rows.values()])
     out = []
     for (k, code), row in sorted(rows.items()):
         found = outcomes.get((k, code), [])
@@ -413,6 +617,8 @@ def _held(conn: Connection) -> list[dict[str, Any]]:
                 "state": r.state,
                 "registry_amount": r.registry_amount,
                 "rules_amount": r.rules_amount,
+                "registry_month": r.registry_month,
+                "rules_month": r.rules_month,
             }
         )
     return out

@@ -1,7 +1,7 @@
 """Persistence of the plugin: settings, (de)serialisation of lists, and the sync read/write
 functions over the ``sa_`` tables.
 
-Writes are plain functions ``fn(conn, ...)`` run by :meth:`gateway.store.Store.write` (one
+Writes are plain functions ``fn(conn, ...)`` run by ``PluginStore.write`` (:mod:`gateway.api`; one
 transaction); reads are the same kind of functions run on the read engine with
 :func:`read` (``AsyncConnection.run_sync``), so a write can reuse them inside its own
 transaction.
@@ -23,10 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway.config import Config, ConfigError
+from gateway.api import Config, ConfigError, audit_in
+from gateway.api import PluginStore as Store
 from gateway.model import canonical_json
-from gateway.store import Store
-from gateway.store import writes as core_writes
 from plugins.social_assistance._toml import RulesError
 from plugins.social_assistance.admin_units import (
     DEFAULT_ADMIN_UNITS_PATH,
@@ -38,7 +37,13 @@ from plugins.social_assistance.history import LineOutcome, PaidHistory, SentHist
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.payment_list import BienDong, PaymentLine, PaymentList
 from plugins.social_assistance.reconcile import reconcile
-from plugins.social_assistance.roster import Acceptance, DecisionKey, check_decision_amount
+from plugins.social_assistance.roster import (
+    Acceptance,
+    DecisionKey,
+    check_decision_amount,
+    check_grant_start,
+    decision_host,
+)
 from plugins.social_assistance.rules import DEFAULT_RULES_PATH, LineKind, Rules, load_rules
 from plugins.social_assistance.tables import sa_decisions, sa_lists, sa_results
 
@@ -88,14 +93,28 @@ def load_domain(config: Config) -> Domain:
         else DEFAULT_ADMIN_UNITS_PATH
     )
     try:
-        rules, units = _load_files(str(rules_path), str(units_path))
+        rules, units = _load_files(
+            str(rules_path), str(units_path), _stamp(rules_path), _stamp(units_path)
+        )
     except RulesError as exc:
         raise ConfigError(config.path, SECTION, str(exc)) from None
     return Domain(settings, rules, units)
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    """When and how big a file is: an edited file is read again (a correction of a code in
+    admin_units.toml counts from the next command, without a release)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return (0, 0)  # the loader reports the missing file
+    return (st.st_mtime_ns, st.st_size)
+
+
 @lru_cache(maxsize=8)
-def _load_files(rules_path: str, units_path: str) -> tuple[Rules, AdminUnits]:
+def _load_files(
+    rules_path: str, units_path: str, _rules_stamp: object, _units_stamp: object
+) -> tuple[Rules, AdminUnits]:
     return load_rules(Path(rules_path)), load_admin_units(Path(units_path))
 
 
@@ -198,22 +217,88 @@ def store_decision(
         values["state"] = "conflict"
         detail = "conflict: another content for the same dossier, number and signing date"
     else:
-        mismatch = check_decision_amount(rules, decision)
-        if mismatch is None:
-            values["state"] = "applied"
-            detail = "applied"
-        else:
-            values.update(
-                state="held",
-                registry_amount=mismatch.registry_amount,
-                rules_amount=mismatch.computed_amount,
-            )
-            detail = (
-                f"held: registry {mismatch.registry_amount:,} VND "
-                f"vs rules {mismatch.computed_amount:,} VND"
-            )
+        earlier = _dossier_decisions(conn, decision.dossier, rules)
+        hold = _hold(rules, decision, earlier)
+        values.update(hold)
+        detail = _hold_detail(hold)
     row_id = conn.execute(insert(sa_decisions).values(**values)).inserted_primary_key
+    if not same:
+        _release_held(conn, decision.dossier, rules, now)
     return DecisionOutcome(str(values["state"]), detail, int(row_id[0]) if row_id else 0)
+
+
+def _dossier_decisions(conn: Connection, dossier: str, rules: Rules) -> list[Decision]:
+    """The applied decisions of one dossier (what a 5.4 decision's host is read from)."""
+    d = sa_decisions.c
+    rows = conn.execute(
+        select(d.payload).where(d.ma_ho_so == dossier, d.state == "applied")
+    ).scalars()
+    return [Decision.from_payload(json.loads(p), rules) for p in rows]
+
+
+def _hold(rules: Rules, decision: Decision, earlier: list[Decision]) -> dict[str, Any]:
+    """The state a new decision is kept in, with both figures / months when it is held: an
+    amount that disagrees with the rules (5.4 on a host priced as the whole benefit), or a
+    grant that starts before the rules allow (FORMATS.md §2.2)."""
+    mismatch = check_decision_amount(rules, decision, decision_host(rules, earlier, decision))
+    early = check_grant_start(rules, decision)
+    out: dict[str, Any] = {"state": "held" if mismatch or early else "applied"}
+    if mismatch is not None:
+        out.update(registry_amount=mismatch.registry_amount, rules_amount=mismatch.computed_amount)
+    if early is not None:
+        out.update(registry_month=str(early.registry_month), rules_month=str(early.rules_month))
+    return out
+
+
+def _hold_detail(hold: Mapping[str, Any]) -> str:
+    if hold["state"] == "applied":
+        return "applied"
+    parts = []
+    if hold.get("registry_amount") is not None:
+        parts.append(
+            f"registry {hold['registry_amount']:,} VND vs rules {hold['rules_amount']:,} VND"
+        )
+    if hold.get("registry_month") is not None:
+        parts.append(
+            f"starts {hold['registry_month']}, before {hold['rules_month']} the rules allow"
+        )
+    return "held: " + "; ".join(parts)
+
+
+def _release_held(conn: Connection, dossier: str, rules: Rules, now: float) -> None:
+    """Held decisions of ``dossier`` that a newly known decision makes right (a 5.4 whose
+    host arrived after it) are applied, each release audited."""
+    d = sa_decisions.c
+    held = conn.execute(
+        select(sa_decisions).where(
+            d.ma_ho_so == dossier, d.state == "held", d.accepted_figure.is_(None)
+        )
+    ).all()
+    if not held:
+        return
+    earlier = _dossier_decisions(conn, dossier, rules)
+    for row in held:
+        decision = Decision.from_payload(json.loads(row.payload), rules)
+        if _hold(rules, decision, earlier)["state"] != "applied":
+            continue
+        conn.execute(
+            update(sa_decisions)
+            .where(d.id == row.id)
+            .values(state="applied", registry_amount=None, rules_amount=None)
+        )
+        audit_in(
+            conn,
+            [
+                (
+                    "system",
+                    "sa_release_held",
+                    f"{row.ma_ho_so} {row.so}",
+                    f"ky={decision.from_month}; maXa={decision.commune}; 1 line; "
+                    f"{decision.monthly_amount or 0:,} VND a month; the rules now agree",
+                )
+            ],
+            now,
+        )
 
 
 class AcceptError(ValueError):
@@ -235,20 +320,33 @@ def accept_decision(
         .where(d.id == row_id)
         .values(state="applied", accepted_figure=figure, accepted_by=actor, accepted_at=now)
     )
-    core_writes.audit(
+    payload = json.loads(row.payload)
+    figures = []
+    if row.registry_amount is not None:
+        figures.append(f"registry {row.registry_amount:,} VND, rules {row.rules_amount:,} VND")
+    if row.registry_month is not None:
+        figures.append(f"starts {row.registry_month} (registry), {row.rules_month} (rules)")
+    audit_in(
         conn,
         [
             (
                 actor,
                 "sa_accept_figure",
                 f"{row.ma_ho_so} {row.so}",
-                f"figure={figure}; registry {row.registry_amount:,} VND, "
-                f"rules {row.rules_amount:,} VND",
+                f"figure={figure}; ky={payload.get('tuThang')}; maXa={payload.get('maXa')}; "
+                f"1 line; {_vnd(payload.get('soTienThang'))} a month as decided; "
+                f"{'; '.join(figures)}",
             )
         ],
         now,
     )
     return {"id": row_id, "so": row.so, "maHoSo": row.ma_ho_so, "figure": figure}
+
+
+def _vnd(value: Any) -> str:
+    """``1,750,000 VND`` (the decision's stated amount; "0 VND" when it states none)."""
+    text = str(value or "0")
+    return f"{int(text):,} VND" if text.isdigit() else f"{text} VND"
 
 
 def decision_rows(conn: Connection, states: Iterable[str] | None = None) -> list[Any]:
@@ -330,6 +428,25 @@ def paid_history(conn: Connection, rules: Rules, commune: str | None = None) -> 
     return history
 
 
+def person_paid_history(conn: Connection, rules: Rules, citizen_id: str) -> PaidHistory:
+    """One person's reconciled outcomes over their whole history, under every commune code
+    their lists had (old codes before the 2025 merger, new ones after): a run of unpaid
+    months is the person's, not a commune's."""
+    r = sa_results.c
+    mine: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for text in conn.execute(
+        select(r.payload).where(r.so_dinh_danh == citizen_id).order_by(r.id)
+    ).scalars():
+        p = json.loads(text)
+        mine.setdefault((str(p["ky"]), str(p["maXa"])), []).append(p)
+    history = PaidHistory()
+    for (ky, code), results in mine.items():
+        latest = latest_rows(list_rows(conn, ky=ky, commune=code)).get((ky, code))
+        if latest is not None:
+            history.record_all(reconcile(rules, list_from_row(latest), results).outcomes)
+    return history
+
+
 def store_result(conn: Connection, payload: Mapping[str, Any], now: float) -> bool:
     """Keep one result line; False when that line's result is already known."""
     r = sa_results.c
@@ -362,8 +479,7 @@ def store_result(conn: Connection, payload: Mapping[str, Any], now: float) -> bo
 
 async def read(store: Store, fn: Callable[..., T], *args: Any) -> T:
     """Run a sync read function on the store's read engine."""
-    async with store.reader.connect() as conn:
-        return await conn.run_sync(fn, *args)
+    return await store.read(fn, *args)
 
 
 def epoch(value: datetime) -> float:

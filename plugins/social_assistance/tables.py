@@ -23,6 +23,8 @@ sa_decisions = Table(
     Column("state", String(16), nullable=False),  # applied | held | conflict
     Column("registry_amount", BigInteger),
     Column("rules_amount", BigInteger),
+    Column("registry_month", String(7)),  # held for an early start: the decision's tuThang
+    Column("rules_month", String(7)),  # ... and the first month the rules allow
     Column("accepted_figure", String(16)),  # gateway | registry
     Column("accepted_by", String(128)),
     Column("accepted_at", Float),
@@ -57,4 +59,37 @@ sa_results = Table(
     Column("loai_doi_tuong", String(16), nullable=False),
     Column("payload", Text, nullable=False),
     Column("received_at", Float, nullable=False),
+)
+
+#: communes whose list for a month could not be built or sent: one open row per (ky, ma_xa)
+#: until a later run builds and sends that list (the dashboard shows the open ones)
+sa_alerts = Table(
+    "sa_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ky", String(7), nullable=False),
+    Column("ma_xa", String(8), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("people", Integer, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("hint", Text, nullable=False),
+    Column("opened_at", Float, nullable=False),
+    Column("last_attempt_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("resolved_at", Float),
+    Column("resolved_by", String(128)),
+)
+
+#: every send of a month that was not a dry run (what the payment-day job reads: whether a
+#: whole-scope send ran, and when the last one did); the same is in the audit log
+sa_send_runs = Table(
+    "sa_send_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ky", String(7), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("whole_scope", Integer, nullable=False),  # 1: every configured commune
+    Column("unpaid", Integer, nullable=False),  # communes left unpaid by this run
 )

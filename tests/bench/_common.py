@@ -40,7 +40,7 @@ from aiohttp import web
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parents[1]
 COMMON = BENCH / "_common.py"
-SECRET = "bench-secret"
+SECRET = "bench-secret-7c2e9a41b8d3f6051e4d"
 LOG_DIR = Path(tempfile.gettempdir()) / "gateway-bench-logs"
 _ID = re.compile(rb'"id":\s*"([^"]*)"')
 

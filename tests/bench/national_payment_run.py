@@ -34,10 +34,12 @@ from lxml import etree
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # sa_fixtures
+
+from sa_fixtures import national_communes, national_payloads  # noqa: E402
 
 from gateway.model import VN_TZ  # noqa: E402
 from plugins.social_assistance.decision import Decision  # noqa: E402
-from plugins.social_assistance.fixtures import national_communes, national_payloads  # noqa: E402
 from plugins.social_assistance.history import PaidHistory, SentHistory  # noqa: E402
 from plugins.social_assistance.month import Month  # noqa: E402
 from plugins.social_assistance.payment_list import PaymentList, iter_payment_lists  # noqa: E402

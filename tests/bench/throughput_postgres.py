@@ -32,13 +32,13 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from gateway.store.throwaway import ThrowawayPostgres
+from gateway.testing.postgres import ThrowawayPostgres
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_seconds, free_port, pct, rss_mb, run_floor
 
 HERE = Path(__file__).resolve()
-SECRET = "bench-secret"
+SECRET = "bench-secret-7c2e9a41b8d3f6051e4d"
 
 
 def run_sink(port: int) -> None:

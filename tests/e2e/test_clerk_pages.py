@@ -26,6 +26,7 @@ import pytest
 from aiohttp import web
 from conftest import wait_for
 from lxml import etree
+from sa_fixtures import decision_payload
 
 from gateway.config import Config, config_from_dict
 from gateway.model import VN_TZ
@@ -37,7 +38,6 @@ from gateway.testing.admin import TOKENS, token_config
 from gateway.web.app import create_app
 from gateway.web.keys import ENGINE, PLUGINS, STORE
 from plugins.social_assistance import service
-from plugins.social_assistance.fixtures import decision_payload
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import load_domain, read, result_payloads
 from plugins.vn_common.cccd import make_cccd

@@ -60,10 +60,16 @@ EXPECTED: dict[tuple[str, str], tuple[str, int]] = {
     ("GET", "/payments/candidates"): ("viewer", 200),
     ("GET", "/payments/timeliness"): ("viewer", 200),
     ("POST", "/payments/held/accept"): ("operator", 400),  # the matrix sends no id / figure
+    ("POST", "/payments/send"): ("operator", 400),  # the matrix sends no month
     ("GET", "/api/v1/payments"): ("viewer", 200),
     ("GET", "/api/v1/reports/monthly"): ("viewer", 200),
     ("GET", "/api/v1/payments/held"): ("viewer", 200),
     ("POST", "/api/v1/payments/held/{id}/accept"): ("operator", 400),  # no "figure" sent
+    # signing lists name the payees: operators; none was built in the matrix's gateway (404)
+    ("GET", "/payments/lists/{ky}/{commune}"): ("operator", 404),
+    ("GET", "/payments/lists/{ky}/{commune}.xlsx"): ("operator", 404),
+    ("GET", "/payments/report.xlsx"): ("viewer", 200),
+    ("GET", "/payments/print.css"): ("public", 200),
 }
 #: Where a role gets something else than the rule gives.
 OVERRIDES: dict[tuple[str, str, str], int] = {
@@ -106,6 +112,7 @@ def concrete(path: str, delivery_id: int) -> str:
     url = (
         path.replace("{id}", str(delivery_id)).replace("{key}", DOSSIER).replace("{system}", "src")
     )
+    url = url.replace("{ky}", "2020-09").replace("{commune}", "02053")
     if url == "/static/admin":
         url = "/static/admin/admin.css"
     assert "{" not in url, f"give a value for the placeholders of {path} in concrete()"

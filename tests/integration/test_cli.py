@@ -55,7 +55,7 @@ node_id = "test"
 
 [systems.src]
 plugin = "http_json"
-inbound_secret = "cli-test-secret"
+inbound_secret = "cli-test-secret-7c2e9a41b8d3f6051e4d"
 
 [systems.dst]
 plugin = "http_json"

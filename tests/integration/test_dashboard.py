@@ -141,7 +141,7 @@ def test_sessions_end_when_the_token_is_rotated_and_survive_a_shared_secret(tmp_
     def config(token: str) -> Any:
         return config_from_dict(
             {
-                "gateway": {"session_secret": "s" * 32},
+                "gateway": {"session_secret": "5f0e3a9c7b21d4e8a6c3f1b09d7e2a4c"},
                 "tokens": [{"name": "ops", "role": "operator", "token": token}],
             },
             tmp_path / "g.toml",
@@ -165,7 +165,14 @@ def test_sessions_end_when_the_token_is_rotated_and_survive_a_shared_secret(tmp_
         ([{"name": "a", "role": "viewer", "token_sha256": "ab" * 32}] * 2, "tokens[1].name"),
         ([{"name": "a", "role": "viewer"}], "tokens[0]"),
         (
-            [{"name": "a", "role": "viewer", "token_sha256": "ab" * 32, "token": "x" * 20}],
+            [
+                {
+                    "name": "a",
+                    "role": "viewer",
+                    "token_sha256": "ab" * 32,
+                    "token": "5f0e3a9c7b21d4e8a6c3f1b09d7e2a4c",
+                }
+            ],
             "tokens[0]",
         ),
         ([{"name": "a", "role": "viewer", "token_sha256": "xyz"}], "tokens[0].token_sha256"),

@@ -105,7 +105,7 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[RunningGateway, Sink, P
         {
             "gateway": {"plugins_dir": "dropins", "shutdown_grace": 1},
             "systems": {
-                "src": {"plugin": "http_json", "inbound_secret": "s"},
+                "src": {"plugin": "http_json", "inbound_secret": "s-7c2e9a41b8d3f6051e4d"},
                 "dst": {"plugin": "relay", "base_url": sim.url, "concurrency": 2},
             },
             "routes": [{"from": "src", "event": "message.received", "to": ["dst"]}],

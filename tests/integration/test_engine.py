@@ -265,7 +265,11 @@ async def test_slow_destination_does_not_slow_others(
         tmp_path,
         str(fast_server.make_url("")).rstrip("/"),
         systems={
-            "src": {"plugin": "http_json", "inbound_secret": "test-secret", "key_field": "key"},
+            "src": {
+                "plugin": "http_json",
+                "inbound_secret": "test-secret-7c2e9a41b8d3f6051e4d",
+                "key_field": "key",
+            },
             "dst": {
                 "plugin": "http_json",
                 "base_url": str(fast_server.make_url("")).rstrip("/"),

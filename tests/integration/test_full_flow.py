@@ -22,7 +22,11 @@ from gateway.store.records import DeliveryFilter
 from gateway.web.app import create_app
 from gateway.web.keys import STORE
 
-SECRETS = {"motcua": "s-motcua", "registry": "s-registry", "post_office": "s-post"}
+SECRETS = {
+    "motcua": "s-motcua-7c2e9a41b8d3f6051e4d",
+    "registry": "s-registry-7c2e9a41b8d3f6051e4d",
+    "post_office": "s-post-7c2e9a41b8d3f6051e4d",
+}
 
 
 def free_port() -> int:

@@ -93,7 +93,9 @@ async def test_body_changed_after_signing_is_401(gateway_factory: Any) -> None:
 
 async def test_signature_of_another_systems_secret_is_401(gateway_factory: Any) -> None:
     client = await gateway_factory(
-        systems={"other": {"plugin": "http_json", "inbound_secret": "other-secret"}}
+        systems={
+            "other": {"plugin": "http_json", "inbound_secret": "other-secret-7c2e9a41b8d3f6051e4d"}
+        }
     )
     resp = await post(client, GOOD, system="other")  # signed with src's secret
     await error_of(resp, 401, "bad_signature")

@@ -46,7 +46,7 @@ DOSSIERS = 5000
 SECOND_REVISIONS = 1000
 KILL_AFTER = 1500
 LEASE = 5.0
-SECRET = "multinode-secret"
+SECRET = "multinode-secret-7c2e9a41b8d3f6051e4d"
 
 
 def free_port() -> int:

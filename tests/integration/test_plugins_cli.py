@@ -305,7 +305,7 @@ async def test_a_broken_dropin_nobody_uses_does_not_stop_the_gateway(tmp_path: P
         {
             "gateway": {"plugins_dir": "dropins"},
             "systems": {
-                "src": {"plugin": "http_json", "inbound_secret": "s"},
+                "src": {"plugin": "http_json", "inbound_secret": "s-7c2e9a41b8d3f6051e4d"},
                 "dst": {"plugin": "http_json", "base_url": sim.url},
             },
             "routes": [{"from": "src", "event": "message.received", "to": ["dst"]}],
@@ -329,8 +329,8 @@ async def test_a_parse_that_raises_is_a_500_for_that_system_only(tmp_path: Path)
         {
             "gateway": {"plugins_dir": "dropins"},
             "systems": {
-                "people": {"plugin": "civil", "inbound_secret": "s"},
-                "src": {"plugin": "http_json", "inbound_secret": "s"},
+                "people": {"plugin": "civil", "inbound_secret": "s-7c2e9a41b8d3f6051e4d"},
+                "src": {"plugin": "http_json", "inbound_secret": "s-7c2e9a41b8d3f6051e4d"},
             },
         },
     )
@@ -354,7 +354,7 @@ async def test_a_send_that_hangs_holds_only_its_own_lane(tmp_path: Path) -> None
         {
             "gateway": {"plugins_dir": "dropins", "shutdown_grace": 0.2},
             "systems": {
-                "src": {"plugin": "http_json", "inbound_secret": "s"},
+                "src": {"plugin": "http_json", "inbound_secret": "s-7c2e9a41b8d3f6051e4d"},
                 "stuck": {"plugin": "civil", "base_url": sim.url, "concurrency": 1},
                 "dst": {"plugin": "http_json", "base_url": sim.url},
             },

@@ -40,7 +40,7 @@ from plugins.post_office import PostOfficeConnector, create_post_office_simulato
 from plugins.vn_common.cccd import make_cccd
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
-SECRET = "post-office-test-secret"
+SECRET = "post-office-test-secret-7c2e9a41b8d3f6051e4d"
 
 LINES: list[dict[str, Any]] = [
     {

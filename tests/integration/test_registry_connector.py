@@ -24,7 +24,7 @@ from plugins.district_registry import RegistryConnector, create_registry_simulat
 from plugins.district_registry.simulator import registry_state
 from plugins.vn_common.cccd import make_cccd
 
-SECRET = "registry-test-secret"
+SECRET = "registry-test-secret-7c2e9a41b8d3f6051e4d"
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
 DOSSIER: dict[str, Any] = {

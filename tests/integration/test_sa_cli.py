@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from sa_fixtures import decision_payload
 
 from gateway.cli import build_cli
 from gateway.cli.common import run, with_store
 from gateway.config import SystemConfig, load_config
 from gateway.store import Store
 from plugins.social_assistance.connector import SocialAssistanceConnector
-from plugins.social_assistance.fixtures import decision_payload
 from plugins.social_assistance.storage import load_domain
 from plugins.vn_common.cccd import make_cccd
 
@@ -138,16 +138,29 @@ def test_report_monthly_in_three_formats(cfg: Path) -> None:
     assert as_csv.exit_code == 0, as_csv.output
     rows = list(csv.DictReader(io.StringIO(as_csv.output)))
     assert list(rows[0]) == ["section", "key", "lines", "receiving", "amount"]
-    totals = {r["key"]: r["amount"] for r in rows if r["section"] == "total"}
-    assert totals["beneficiaries"] == "2" and totals["total_amount"] == str(data["total_amount"])
+    totals = {r["key"]: r for r in rows if r["section"] == "total"}
+    # a count of people is a count, not an amount; VND only in the amount column
+    assert totals["beneficiaries"]["receiving"] == "2" and totals["beneficiaries"]["amount"] == ""
+    assert totals["total_amount"]["amount"] == str(data["total_amount"])
+    assert totals["total_amount"]["lines"] == totals["total_amount"]["receiving"] == ""
+    assert totals["increases"]["lines"] == "2" and totals["increases"]["amount"] == ""
 
     as_table = gw(cfg, "report", "monthly", "--month", "2020-09", "--format", "table")
     assert as_table.exit_code == 0, as_table.output
     assert "beneficiaries" in as_table.output and "by_commune" in as_table.output
-    assert f"{data['total_amount']}" in as_table.output
+    lines = as_table.output.splitlines()
+    heading = lines[0]
+    amount_end, receiving_end = heading.index("amount") + 6, heading.index("receiving") + 9
+    total_line = next(x for x in lines if " total_amount " in x)
+    # thousands separators, right-aligned under their heading
+    assert total_line.rstrip().endswith(f"{data['total_amount']:,}")
+    assert len(total_line.rstrip()) == amount_end and data["total_amount"] >= 1000
+    people = next(x for x in lines if " beneficiaries " in x)
+    assert people.rstrip().endswith(" 2") and len(people.rstrip()) == receiving_end
 
     empty = gw(cfg, "report", "monthly", "--month", "2019-01", "--format", "table")
     assert empty.exit_code == 0, empty.output  # no lists that month: still a report
+    assert "no payment list was built for 2019-01" in empty.output
 
 
 def test_held_and_accept(cfg: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import wait_for
 from lxml import etree
+from sa_fixtures import chodon_august_2020, decision_payload
 from test_full_flow import free_port, running_flow, sim_state
 
 from gateway.config import Config, SystemConfig, config_from_dict
@@ -27,12 +28,14 @@ from gateway.testing.admin import bearer, token_config
 from gateway.web.keys import ENGINE, PLUGINS, STORE
 from plugins.social_assistance import service
 from plugins.social_assistance.connector import SocialAssistanceConnector
-from plugins.social_assistance.fixtures import chodon_august_2020, decision_payload
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import load_domain, read, result_payloads
 from plugins.vn_common.cccd import make_cccd
 
-SECRETS = {"registry": "s-registry", "post_office": "s-post"}
+SECRETS = {
+    "registry": "s-registry-7c2e9a41b8d3f6051e4d",
+    "post_office": "s-post-7c2e9a41b8d3f6051e4d",
+}
 NS = "urn:vn:btxh:registry:1"
 
 

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from conftest import wait_for
 from lxml import etree
+from sa_fixtures import decision_payload
 
 from gateway.config import Config, config_from_dict
 from gateway.model import VN_TZ
@@ -23,12 +24,11 @@ from gateway.web.admin.queries import audit_entries
 from gateway.web.app import create_app
 from gateway.web.keys import CONNECTORS, PLUGINS, STORE
 from plugins.social_assistance import service
-from plugins.social_assistance.fixtures import decision_payload
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import load_domain
 from plugins.vn_common.cccd import make_cccd
 
-SECRET = "s-registry"
+SECRET = "s-registry-7c2e9a41b8d3f6051e4d"
 NS = "urn:vn:btxh:registry:1"
 OK_CCCD = make_cccd("006", 1935, True, 1)
 HELD_CCCD = make_cccd("006", 1936, False, 2)

@@ -96,7 +96,17 @@ def test_plugins_check_passes_and_list_shows_the_package(installed: tuple[Path, 
 def test_the_demo_config_builds_the_system(installed: tuple[Path, Path]) -> None:
     package, python = installed
     args = ["plugins", "check", NAME, "--no-contract", "--config", "config/demo.toml"]
-    env_run = run(["env", "DESK_SECRET=demo", str(python), "-m", "gateway.cli", *args], package)
+    env_run = run(
+        [
+            "env",
+            "DESK_SECRET=5f0e3a9c7b21d4e8a6c3f1b09d7e2a4c",
+            str(python),
+            "-m",
+            "gateway.cli",
+            *args,
+        ],
+        package,
+    )
     assert env_run.returncode == 0, env_run.stdout + env_run.stderr
     assert "ok   system civil_status: connector 'civil_status'" in env_run.stdout
 

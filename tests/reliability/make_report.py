@@ -25,6 +25,13 @@ Every promise of DESIGN.md §5 (and the privacy promise of §6) is a test in
 
 """
 
+#: test files whose attacks get a section of their own (after the main table)
+SECTIONS = {
+    "tests/reliability/test_attacks_transport.py": (
+        "Attack review (issue 14): transport and authentication"
+    ),
+}
+
 RERUN = """## How to rerun
 
 ```sh
@@ -58,6 +65,11 @@ How each fault is made:
 * **fuzzing** — hypothesis strategies in `tests/reliability/wire_strategies.py` (valid, nearly
   valid, hostile) for the three wire formats, and schemathesis on the committed OpenAPI
   document; both against `gateway run` children.
+* **transport and authentication (issue 14)** — loopback servers answering 301/302/303/307/308
+  to another host (which records what reaches it); 30 aiohttp connections each POSTing a
+  10 MB random body at once to a `gateway run` child whose RSS is sampled from `/proc` every
+  10 ms; raw sockets for headers no client library sends (non-ASCII and undecodable bytes,
+  a 1 GB `Content-Length` with no body); deep payloads written straight into the SQLite file.
 * **privacy** — `tests/privacy_scan.py` routes the in-process gateway log to a file, collects
   every child's log and every test's captured output, and scans all of it at the end of every
   pytest run (CI included) for a 12-digit run standing alone or a full name of the simulators'
@@ -79,25 +91,11 @@ def cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(data: dict[str, Any]) -> str:
-    run = data.get("run", {})
-    machine = data.get("machine", {})
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data.get("finished", time.time())))
-    kind = "long run" if data.get("long") else "bounded (CI-sized) run"
-    out = [HEADER]
-    junit = run.get("junit", {})
-    out.append(
-        f"Last run: **{kind}**, {when}, {run.get('seconds', '?')} s on {machine.get('cpus')} "
-        f"CPUs (Python {machine.get('python')}), commit {run.get('commit', '?')}; "
-        f"`{run.get('command', '')}` → "
-        f"{junit.get('tests', '?')} tests, {junit.get('failures', 0)} failed, "
-        f"{junit.get('errors', 0)} errors, {junit.get('skipped', 0)} skipped.\n"
-    )
-    out.append("## Promises, attacks, results\n")
-    out.append("| promise | how it was attacked | times | what happened | held |")
-    out.append("|---|---|---:|---|:---:|")
+def rows(all_entries: list[dict[str, Any]]) -> list[str]:
+    """Table rows: one per attack, or one per promise when it has many small cases."""
+    out: list[str] = []
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for e in data.get("entries", []):
+    for e in all_entries:
         grouped[e["promise"]].append(e)
     for promise, entries in grouped.items():
         if len(entries) > 8:  # many small cases of one kind: one row with the sum
@@ -123,6 +121,32 @@ def render(data: dict[str, Any]) -> str:
                 f"| {cell(promise)} | {cell(e['attack'])} | {e['count']} {e['unit']} | "
                 f"{cell(e['happened'])} | {'✅' if e['ok'] else '❌'} |"
             )
+    return out
+
+
+def render(data: dict[str, Any]) -> str:
+    run = data.get("run", {})
+    machine = data.get("machine", {})
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(data.get("finished", time.time())))
+    kind = "long run" if data.get("long") else "bounded (CI-sized) run"
+    out = [HEADER]
+    junit = run.get("junit", {})
+    out.append(
+        f"Last run: **{kind}**, {when}, {run.get('seconds', '?')} s on {machine.get('cpus')} "
+        f"CPUs (Python {machine.get('python')}), commit {run.get('commit', '?')}; "
+        f"`{run.get('command', '')}` → "
+        f"{junit.get('tests', '?')} tests, {junit.get('failures', 0)} failed, "
+        f"{junit.get('errors', 0)} errors, {junit.get('skipped', 0)} skipped.\n"
+    )
+    out.append("## Promises, attacks, results\n")
+    out.append("| promise | how it was attacked | times | what happened | held |")
+    out.append("|---|---|---:|---|:---:|")
+    sectioned: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    main: list[dict[str, Any]] = []
+    for e in data.get("entries", []):
+        title = SECTIONS.get(e.get("test", "").split("::")[0])
+        (sectioned[title] if title else main).append(e)
+    out.extend(rows(main))
     matrix = junit.get("auth_matrix", {})
     if matrix:
         out.append(
@@ -140,6 +164,27 @@ def render(data: dict[str, Any]) -> str:
             f"{'✅' if not scan['findings'] else '❌'} |"
         )
     out.append("")
+    for file, title in SECTIONS.items():
+        entries = sectioned.get(title)
+        if not entries:
+            continue
+        out.append(f"## {title}\n")
+        out.append(
+            f"From `{file}`. Every finding has attacks here that got through before its fix; "
+            "the other rows are controls (what must keep working).\n"
+        )
+        out.append("| promise | how it was attacked | times | what happened | held |")
+        out.append("|---|---|---:|---|:---:|")
+        out.extend(rows(entries))
+        variants: dict[str, int] = defaultdict(int)
+        for e in entries:
+            variants[e["promise"]] += 1
+        out.append("")
+        out.append(
+            "Variants per finding: "
+            + "; ".join(f"{promise}: {n}" for promise, n in variants.items())
+            + ".\n"
+        )
     failed = {k: v for k, v in data.get("tests", {}).items() if v["outcome"] != "passed"}
     if failed:
         out.append("## Tests that did not pass\n")

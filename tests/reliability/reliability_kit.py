@@ -36,7 +36,7 @@ from aiohttp import web
 from gateway.signing import sign
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "reliability-secret"
+SECRET = "reliability-secret-7c2e9a41b8d3f6051e4d"
 #: Set by tests/privacy_scan.py for the whole run; every child's output is written under it.
 LOG_DIR_ENV = "GATEWAY_TEST_LOG_DIR"
 LONG = os.environ.get("RELIABILITY_LONG", "") not in ("", "0")

@@ -53,7 +53,11 @@ from .reliability_kit import (
 )
 from .wire_strategies import BILLION_LAUGHS
 
-SECRETS = {"src": SECRET, "registry": "a-registry", "post_office": "a-post"}
+SECRETS = {
+    "src": SECRET,
+    "registry": "a-registry-7c2e9a41b8d3f6051e4d",
+    "post_office": "a-post-7c2e9a41b8d3f6051e4d",
+}
 MAX_BODY = 300_000
 SLOW_CLIENT_LIMIT = 30.0
 

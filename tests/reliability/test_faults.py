@@ -54,7 +54,12 @@ from plugins.vn_common.names import make_name
 
 from .reliability_kit import LONG, free_port
 
-SECRETS = {"motcua": "f-motcua", "registry": "f-registry", "post_office": "f-post", "sa": "f-sa"}
+SECRETS = {
+    "motcua": "f-motcua-7c2e9a41b8d3f6051e4d",
+    "registry": "f-registry-7c2e9a41b8d3f6051e4d",
+    "post_office": "f-post-7c2e9a41b8d3f6051e4d",
+    "sa": "f-sa-7c2e9a41b8d3f6051e4d",
+}
 PLUGIN_OF = {
     "motcua": "one_stop_shop",
     "registry": "district_registry",

@@ -42,7 +42,11 @@ from plugins.one_stop_shop.generator import DossierGenerator
 from .reliability_kit import LONG, ROOT, cli, db_rows, error_texts, free_port, log_dir, to_toml
 from .wire_strategies import STRATEGIES, Case
 
-SECRETS = {"motcua": "z-motcua", "registry": "z-registry", "post_office": "z-post"}
+SECRETS = {
+    "motcua": "z-motcua-7c2e9a41b8d3f6051e4d",
+    "registry": "z-registry-7c2e9a41b8d3f6051e4d",
+    "post_office": "z-post-7c2e9a41b8d3f6051e4d",
+}
 HANG_SECONDS = 10.0
 MAX_BODY = 10_485_760
 EXAMPLES = (

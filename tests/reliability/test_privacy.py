@@ -45,7 +45,7 @@ from .reliability_kit import (
 
 NAME, CCCD = "Hoàng Thị Lan", "006135001234"
 PEOPLE = [("Lò Văn Pha", "006080004321"), ("Nông Thị Hương", "006185002468"), (NAME, CCCD)]
-MOTCUA_SECRET = "p-motcua"
+MOTCUA_SECRET = "p-motcua-7c2e9a41b8d3f6051e4d"
 
 
 def scanner() -> Scanner:

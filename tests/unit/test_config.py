@@ -33,7 +33,7 @@ token_sha256 = "ab"
 
 [systems.intake]
 plugin = "http_json"
-inbound_secret = "literal-for-tests"
+inbound_secret = "literal-for-tests-7c2e9a41b8d3f6051e4d"
 
 [systems.sink]
 plugin = "http_json"
@@ -95,7 +95,10 @@ def test_valid_file_loads(tmp_path: Path) -> None:
     assert sink.retry.multiplier == 3 and sink.breaker.failures == 2
     assert sink.options == {"path": "/receive"}
     assert config.systems["intake"].inbound_secret is not None
-    assert config.systems["intake"].inbound_secret.get_secret_value() == "literal-for-tests"
+    assert (
+        config.systems["intake"].inbound_secret.get_secret_value()
+        == "literal-for-tests-7c2e9a41b8d3f6051e4d"
+    )
     route = config.routes[0]
     assert (route.from_, route.event, route.procedure, route.to) == (
         "intake",
@@ -109,29 +112,31 @@ def test_valid_file_loads(tmp_path: Path) -> None:
 
 def test_secret_never_shows_in_repr(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, VALID))
-    assert "literal-for-tests" not in repr(config)
+    assert "literal-for-tests-7c2e9a41b8d3f6051e4d" not in repr(config)
 
 
 def test_env_secret_resolves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GW_TEST_INTAKE_SECRET", "from-the-environment")
+    monkeypatch.setenv("GW_TEST_INTAKE_SECRET", "from-the-environment-7c2e9a41b8d3f605")
     text = replace(
         VALID,
-        'inbound_secret = "literal-for-tests"',
+        'inbound_secret = "literal-for-tests-7c2e9a41b8d3f6051e4d"',
         'inbound_secret = {"$env" = "GW_TEST_INTAKE_SECRET"}',
     )
     config = load_config(write(tmp_path, text))
     secret = config.systems["intake"].inbound_secret
-    assert secret is not None and secret.get_secret_value() == "from-the-environment"
+    assert (
+        secret is not None and secret.get_secret_value() == "from-the-environment-7c2e9a41b8d3f605"
+    )
 
 
 def test_file_secret_resolves_relative_to_the_config_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     etc = tmp_path / "etc"
-    write(etc, "from-a-file\n", "intake.secret")
+    write(etc, "from-a-file-7c2e9a41b8d3f6051e4d\n", "intake.secret")
     text = replace(
         VALID,
-        'inbound_secret = "literal-for-tests"',
+        'inbound_secret = "literal-for-tests-7c2e9a41b8d3f6051e4d"',
         'inbound_secret = {"$file" = "intake.secret"}',
     )
     path = write(etc, text)
@@ -140,19 +145,19 @@ def test_file_secret_resolves_relative_to_the_config_dir(
     monkeypatch.chdir(elsewhere)  # relative to the config file, not to the working directory
     config = load_config(path)
     secret = config.systems["intake"].inbound_secret
-    assert secret is not None and secret.get_secret_value() == "from-a-file"
+    assert secret is not None and secret.get_secret_value() == "from-a-file-7c2e9a41b8d3f6051e4d"
 
 
 def test_absolute_file_secret_resolves(tmp_path: Path) -> None:
-    secret_file = write(tmp_path / "secrets", "absolute\n", "s.txt")
+    secret_file = write(tmp_path / "secrets", "absolute-7c2e9a41b8d3f6051e4d\n", "s.txt")
     text = replace(
         VALID,
-        'inbound_secret = "literal-for-tests"',
+        'inbound_secret = "literal-for-tests-7c2e9a41b8d3f6051e4d"',
         f'inbound_secret = {{"$file" = "{secret_file}"}}',
     )
     config = load_config(write(tmp_path, text))
     secret = config.systems["intake"].inbound_secret
-    assert secret is not None and secret.get_secret_value() == "absolute"
+    assert secret is not None and secret.get_secret_value() == "absolute-7c2e9a41b8d3f6051e4d"
 
 
 def shipped_copy(tmp_path: Path) -> Path:
@@ -189,7 +194,7 @@ def test_missing_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("GW_TEST_NOT_SET", raising=False)
     text = replace(
         VALID,
-        'inbound_secret = "literal-for-tests"',
+        'inbound_secret = "literal-for-tests-7c2e9a41b8d3f6051e4d"',
         'inbound_secret = {"$env" = "GW_TEST_NOT_SET"}',
     )
     path = write(tmp_path, text)
@@ -203,7 +208,7 @@ def test_missing_env_var(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_missing_secret_file(tmp_path: Path) -> None:
     text = replace(
         VALID,
-        'inbound_secret = "literal-for-tests"',
+        'inbound_secret = "literal-for-tests-7c2e9a41b8d3f6051e4d"',
         'inbound_secret = {"$file" = "nowhere.secret"}',
     )
     path = write(tmp_path, text)

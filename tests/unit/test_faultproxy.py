@@ -189,7 +189,7 @@ async def test_the_pytest_plugin_fixtures_put_the_proxy_between_gateway_and_sink
     config = gw_config(
         {
             "systems": {
-                "src": {"plugin": "http_json", "inbound_secret": "s"},
+                "src": {"plugin": "http_json", "inbound_secret": "s-7c2e9a41b8d3f6051e4d"},
                 "dst": {"plugin": "http_json", "base_url": proxy.url},
             },
             "routes": [{"from": "src", "event": "message.received", "to": ["dst"]}],

@@ -352,6 +352,38 @@ def test_any_sound_payload_renders_valid_and_results_parse_back(
     assert len(result.messages) + len(result.rejected) == count
 
 
+def test_unpaid_every_counts_lines_over_every_list_taken() -> None:
+    """The demo's payer: every 3rd line with money due is unpaid, counted across lists, so
+    two lists of two lines give exactly one unpaid line (the 3rd), whatever the seed."""
+    people = [make_cccd("006", 1940 + i, True, i) for i in range(4)]
+    first = HeldList(
+        "2020-09",
+        "02053",
+        1,
+        [PayLine(p, "5.5a", 540_000, "tai_nha") for p in people[:2]],
+        1_080_000,
+    )
+    second = HeldList(
+        "2020-09",
+        "02020",
+        1,
+        [PayLine(p, "5.5a", 540_000, "tai_nha") for p in people[2:]],
+        1_080_000,
+    )
+    for seed in range(5):
+        sim = PayerSettings(0.0, 0.0, 0.1, 1.0, None, None, seed=seed, unpaid_every=3)
+        body1, n1 = build_results(first, sim)
+        body2, n2 = build_results(second, sim, settled_before=n1)
+        states = [
+            m.payload["trangThai"] for body in (body1, body2) for m in parse_results(body).messages
+        ]
+        assert (n1, n2) == (2, 2)
+        assert states == ["da_chi", "da_chi", "chua_chi", "da_chi"]
+    off = PayerSettings(0.0, 0.0, 0.1, 1.0, None, None, seed=0)
+    body, _ = build_results(second, off, settled_before=2)
+    assert {m.payload["trangThai"] for m in parse_results(body).messages} == {"da_chi"}
+
+
 # -- parsing results -----------------------------------------------------------------------
 
 

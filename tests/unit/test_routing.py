@@ -120,7 +120,7 @@ async def test_procedure_filter_over_http(gateway_factory: Any, sink: Any) -> No
         systems={
             "src": {
                 "plugin": "http_json",
-                "inbound_secret": "test-secret",
+                "inbound_secret": "test-secret-7c2e9a41b8d3f6051e4d",
                 "procedure_field": "MaTTHC",
             },
             "other": {"plugin": "http_json", "base_url": sink_url, "path": "/other"},

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from sa_fixtures import decision, simulate
 
 from gateway.model import VN_TZ
-from plugins.social_assistance.fixtures import decision, simulate
+from plugins.social_assistance.admin_units import DEFAULT_ADMIN_UNITS_PATH
 from plugins.social_assistance.history import PaidHistory, SentHistory
 from plugins.social_assistance.month import Month, month_range
 from plugins.social_assistance.payment_list import (
@@ -20,10 +22,32 @@ from plugins.social_assistance.payment_list import (
     iter_payment_lists,
 )
 from plugins.social_assistance.roster import Decision, build_roster
-from plugins.social_assistance.rules import AdminUnitError, load_admin_units, load_rules
+from plugins.social_assistance.rules import (
+    AdminUnitError,
+    AdminUnits,
+    load_admin_units,
+    load_rules,
+)
 
 RULES = load_rules()
 UNITS = load_admin_units()
+
+
+def units_edited(tmp_path: Path, old: str, new: str) -> AdminUnits:
+    """The shipped admin-units file with one edit, as a deployment would make it."""
+    text = DEFAULT_ADMIN_UNITS_PATH.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "admin_units.toml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    return load_admin_units(path)
+
+
+def unconfirmed_dong_phuc(tmp_path: Path) -> AdminUnits:
+    return units_edited(
+        tmp_path, 'code = "01933"\nname = "Đồng Phúc"', 'name = "Đồng Phúc"\ncode_confirmed = false'
+    )
+
+
 LAN = {"birth": "1935-04-12", "female": True, "serial": 1234, "hoTen": "Hoàng Thị Lan"}
 PHA = {"birth": "1980-04-12", "serial": 4321, "dossier": "HS-PHA", "hoTen": "Lò Văn Pha"}
 
@@ -437,7 +461,7 @@ def test_from_2025_07_one_list_per_new_commune_with_old_codes() -> None:
     assert {line.change for line in built.lines} == {"khong_doi"}
 
 
-def test_an_old_code_has_no_list_of_its_own_after_the_merger() -> None:
+def test_an_old_code_has_no_list_of_its_own_after_the_merger(tmp_path: Path) -> None:
     roster = build_roster(RULES, merger_decisions())
     now = datetime(2025, 6, 24, 10, tzinfo=VN_TZ)
     with pytest.raises(AdminUnitError, match=r"02053.*Chợ Đồn"):
@@ -451,10 +475,21 @@ def test_an_old_code_has_no_list_of_its_own_after_the_merger() -> None:
             sent_history=SentHistory(),
             now=now,
         )
-    with pytest.raises(AdminUnitError, match="not confirmed"):
+    with pytest.raises(AdminUnitError, match=r"02041.*Đồng Phúc \(01933\)"):
         build_payment_list(
             RULES,
             UNITS,
+            roster,
+            "02041",
+            Month(2025, 7),
+            paid_history=PaidHistory(),
+            sent_history=SentHistory(),
+            now=now,
+        )
+    with pytest.raises(AdminUnitError, match="not confirmed"):
+        build_payment_list(
+            RULES,
+            unconfirmed_dong_phuc(tmp_path),
             roster,
             "02041",
             Month(2025, 7),
@@ -474,7 +509,32 @@ def test_lines_continue_across_the_merger_without_a_new_tang() -> None:
     ]
 
 
-def test_streaming_lists_refuse_bang_phuc_and_build_the_others() -> None:
+def test_streaming_lists_refuse_an_unconfirmed_commune_and_build_the_others(
+    tmp_path: Path,
+) -> None:
+    roster = build_roster(RULES, merger_decisions())
+    out = list(
+        iter_payment_lists(
+            RULES,
+            unconfirmed_dong_phuc(tmp_path),
+            [roster],
+            Month(2025, 7),
+            paid_history=PaidHistory(),
+            sent_history=SentHistory(),
+            now=datetime(2025, 6, 24, 10, tzinfo=VN_TZ),
+        )
+    )
+    refused = [x for x in out if isinstance(x, ListRefused)]
+    built = {x.commune: len(x.lines) for x in out if isinstance(x, PaymentList)}
+    # the refusal is priced as the list would have been: one 5.8 line of 2025-07 (1.5 × 500,000)
+    assert [(r.registry_commune, r.name, r.lines, r.amount) for r in refused] == [
+        ("02041", "Bằng Phúc", 1, 750_000)
+    ]
+    assert "not confirmed" in refused[0].reason
+    assert built == {"02020": 3, "02071": 1}
+
+
+def test_dong_phuc_is_01933_and_its_list_is_built() -> None:
     roster = build_roster(RULES, merger_decisions())
     out = list(
         iter_payment_lists(
@@ -487,11 +547,15 @@ def test_streaming_lists_refuse_bang_phuc_and_build_the_others() -> None:
             now=datetime(2025, 6, 24, 10, tzinfo=VN_TZ),
         )
     )
-    refused = [x for x in out if isinstance(x, ListRefused)]
-    built = {x.commune: len(x.lines) for x in out if isinstance(x, PaymentList)}
-    assert [(r.registry_commune, r.lines) for r in refused] == [("02041", 1)]
-    assert "not confirmed" in refused[0].reason
-    assert built == {"02020": 3, "02071": 1}
+    assert not [x for x in out if isinstance(x, ListRefused)]
+    built = {x.commune: x for x in out if isinstance(x, PaymentList)}
+    assert sorted(built) == ["01933", "02020", "02071"]
+    [line] = built["01933"].lines
+    assert (line.old_commune, line.month_amount, str(line.change)) == (
+        "02041",
+        750_000,
+        "khong_doi",
+    )
 
 
 def test_a_commune_split_across_roster_chunks_is_an_error() -> None:
@@ -555,3 +619,45 @@ def test_stopped_before_ever_listed_pays_what_was_owed_once() -> None:
         months("2020-09", "2020-09"),
     )
     assert nothing_owed[0].lines == ()
+
+
+def test_5_4_on_a_host_is_paid_as_the_whole_benefit_from_its_month() -> None:
+    host = pha(
+        so="10/QĐ-UBND", ngayKy="2025-08-05", loaiDoiTuong="5.6", mucDoKhuyetTat="nang",
+        maXa="02020",
+    )  # fmt: skip
+    parent = pha(
+        so="20/QĐ-UBND", ngayKy="2025-09-05", loai="dieu_chinh", loaiDoiTuong="5.4", soCon="2",
+        heSo="3.5", mucChuan="500000", soTienThang="1750000", tuThang="2025-09", maXa="02020",
+    )  # fmt: skip
+    lists = simulate(RULES, UNITS, [host, parent], "02020", months("2025-09", "2025-11"))
+    rows = [
+        (
+            str(pl.ky), p["loaiDoiTuong"], p.get("mucDoKhuyetTat"), p["bienDong"],
+            p["soTienThang"], p["soTienTruyLinh"], p.get("truyLinhTu"), p["maXaCu"],
+        )
+        for pl in lists
+        for p in [only(pl).to_payload()]
+    ]  # fmt: skip
+    assert rows == [
+        # built 2025-08-24: the host alone (5.6 severe, adult: 1.5 × 500,000), from 2025-08
+        ("2025-09", "5.6", "nang", "tang", 750_000, 750_000, "2025-08", "02020"),
+        # built 2025-09-24: 5.4 on the host from 2025-09 (3.5), the September difference owed
+        ("2025-10", "5.4", "nang", "dieu_chinh", 1_750_000, 1_000_000, "2025-09", "02020"),
+        ("2025-11", "5.4", "nang", "khong_doi", 1_750_000, 0, None, "02020"),
+    ]
+
+
+def test_a_person_refiled_under_the_new_code_keeps_their_old_code_as_ma_xa_cu() -> None:
+    grant = pha_grant(maXa="02059")
+    move = pha(
+        so="300/QĐ-UBND", ngayKy="2025-07-10", loai="dieu_chinh", loaiDoiTuong="5.6",
+        mucDoKhuyetTat="nang", maXa="02014", tuThang="2025-08",
+    )  # fmt: skip
+    lists = simulate(RULES, UNITS, [grant, move], "02059", months("2025-06", "2025-09"))
+    assert [(pl.commune, only(pl).old_commune, str(only(pl).change)) for pl in lists] == [
+        ("02059", None, "khong_doi"),
+        ("02014", "02059", "khong_doi"),
+        ("02014", "02059", "khong_doi"),
+        ("02014", "02059", "khong_doi"),
+    ]

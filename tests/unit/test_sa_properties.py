@@ -7,11 +7,11 @@ from datetime import date, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sa_fixtures import decision, simulate
 
 from plugins.social_assistance.amounts import monthly_amount
-from plugins.social_assistance.fixtures import decision, simulate
 from plugins.social_assistance.month import Month, month_range
-from plugins.social_assistance.roster import Decision, build_roster
+from plugins.social_assistance.roster import Decision, build_roster, check_grant_start
 from plugins.social_assistance.rules import load_admin_units, load_rules
 
 RULES = load_rules()
@@ -132,12 +132,14 @@ def test_arrears_are_the_sum_of_each_missed_months_own_amount(
         birth="1960-05-05" if category == "cs" else birth.isoformat(),
         **attrs,
     )  # type: ignore[arg-type]
-    roster = build_roster(RULES, [grant])
+    # a tuThang before signing is held (FORMATS.md §2.2): the operator accepts our month
+    accepted = {grant.key: "gateway"} if check_grant_start(RULES, grant) else None
+    roster = build_roster(RULES, [grant], accepted)  # type: ignore[arg-type]
     benefit = roster.benefits[0]
     start = benefit.first_month
     assert start is not None
     first_list = Month.of(signed) + 1  # built on the 24th of the signing month, after the 10th
-    [built] = simulate(RULES, UNITS, [grant], "02053", [first_list])
+    [built] = simulate(RULES, UNITS, [grant], "02053", [first_list], accepted=accepted)  # type: ignore[arg-type]
     terms = benefit.payable(start)
     assert terms is not None
     expected = [

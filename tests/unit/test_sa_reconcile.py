@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from sa_fixtures import decision, payer_result, simulate
 
-from plugins.social_assistance.fixtures import decision, payer_result, simulate
 from plugins.social_assistance.history import PaidHistory
 from plugins.social_assistance.month import Month, month_range
 from plugins.social_assistance.payment_list import PaymentList

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from gateway.model import VN_TZ
-from plugins.social_assistance.amounts import Entitlement, Person
-from plugins.social_assistance.fixtures import (
+from sa_fixtures import (
     CHODON_AUGUST_2020,
     chodon_august_2020,
     decision,
     payer_result,
     simulate,
 )
+
+from gateway.model import VN_TZ
+from plugins.social_assistance.amounts import Entitlement, Person
 from plugins.social_assistance.history import PaidHistory, SentHistory
 from plugins.social_assistance.month import Month, month_range
 from plugins.social_assistance.payment_list import PaymentList, iter_payment_lists

@@ -7,8 +7,8 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from sa_fixtures import decision, decision_payload
 
-from plugins.social_assistance.fixtures import decision, decision_payload
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.roster import (
     AmountMismatch,
@@ -16,11 +16,14 @@ from plugins.social_assistance.roster import (
     DecisionConflict,
     DecisionError,
     DecisionKind,
+    EarlyStart,
     Status,
     _in_order,
     build_roster,
     check_decision_amount,
+    check_grant_start,
     deciding_authority,
+    decision_host,
 )
 from plugins.social_assistance.rules import load_rules
 
@@ -309,7 +312,34 @@ def first_month(*decisions: Decision) -> Month | None:
 
 
 def test_grant_starts_in_the_month_of_signing() -> None:
-    assert first_month(grant(ngayKy="2020-08-20", tuThang="2020-06")) == Month(2020, 8)
+    assert first_month(grant(ngayKy="2020-08-20", tuThang="2020-08")) == Month(2020, 8)
+
+
+def test_a_grant_that_starts_before_signing_is_held_with_both_months_not_moved() -> None:
+    early = grant(ngayKy="2020-08-20", tuThang="2020-06")
+    roster = build_roster(RULES, [early])
+    assert roster.benefits == ()
+    assert roster.held == (EarlyStart(early.key, Month(2020, 6), Month(2020, 8)),)
+    assert "2020-06" in roster.held[0].message and "2020-08" in roster.held[0].message
+    assert check_grant_start(RULES, early) == roster.held[0]
+    # an operator accepts one month: ours (the signing month) or the registry's tuThang
+    ours = build_roster(RULES, [early], {early.key: "gateway"})
+    theirs = build_roster(RULES, [early], {early.key: "registry"})
+    assert ours.held == theirs.held == ()
+    assert ours.benefits[0].first_month == Month(2020, 8)
+    assert theirs.benefits[0].first_month == Month(2020, 6)
+
+
+def test_a_5_5c_grant_before_the_80th_birthday_month_is_held() -> None:
+    d = grant(loaiDoiTuong="5.5c", birth="1940-10-15", ngayKy="2020-12-20", tuThang="2020-08")
+    [held] = build_roster(RULES, [d]).held
+    assert isinstance(held, EarlyStart)
+    assert (held.registry_month, held.rules_month) == (Month(2020, 8), Month(2020, 10))
+
+
+def test_a_5_6_grant_takes_tu_thang_as_given() -> None:
+    d = grant(loaiDoiTuong="5.6", mucDoKhuyetTat="nang", ngayKy="2020-08-20", tuThang="2019-01")
+    assert check_grant_start(RULES, d) is None and first_month(d) == Month(2019, 1)
 
 
 def test_grant_starts_at_tu_thang_when_that_is_later() -> None:
@@ -406,3 +436,94 @@ def test_conflicting_decisions_give_the_same_roster_in_any_order() -> None:
     # The roster goes through a set, whose order varies with the hash seed, so the tie
     # between a and b (same dossier, number and date) is pinned on the ordering helper.
     assert _in_order([a, b, g]) == _in_order([b, g, a]) == [g, *sorted([a, b], key=repr)]
+
+
+# ---------------------------------------------------------------------------------------
+# 5.4 on a host (FORMATS.md §2.2): the host is kept, 1.0 per child added, the whole checked
+# ---------------------------------------------------------------------------------------
+
+
+def host_grant(**attrs: object) -> Decision:
+    base: dict[str, object] = {
+        "so": "10/QĐ-UBND", "ngayKy": "2025-08-05", "loaiDoiTuong": "5.6",
+        "mucDoKhuyetTat": "nang", "birth": "1980-05-05", "dossier": "HS-H", "maXa": "02020",
+    }  # fmt: skip
+    return decision(RULES, **(base | attrs))  # type: ignore[arg-type]
+
+
+def single_parent(**attrs: object) -> Decision:
+    base: dict[str, object] = {
+        "so": "20/QĐ-UBND", "ngayKy": "2025-09-05", "loai": "dieu_chinh", "loaiDoiTuong": "5.4",
+        "soCon": "2", "heSo": "3.5", "mucChuan": "500000", "soTienThang": "1750000",
+        "birth": "1980-05-05", "dossier": "HS-H", "maXa": "02020", "tuThang": "2025-09",
+    }  # fmt: skip
+    return decision(RULES, **(base | attrs))  # type: ignore[arg-type]
+
+
+def test_5_4_on_a_5_6_host_keeps_the_host_and_adds_one_per_child() -> None:
+    host, parent = host_grant(), single_parent()
+    # 5.6 severe, adult: 1.5; + 2 children: 3.5 × 500,000 — the registry's whole is right
+    assert check_decision_amount(RULES, parent, ("5.6", "nang")) is None
+    assert decision_host(RULES, [host], parent) == ("5.6", "nang")
+    roster = build_roster(RULES, [host, parent])
+    assert roster.held == ()
+    [benefit] = roster.benefits
+    terms = benefit.payable(Month(2025, 9))
+    assert terms is not None and (terms.category, terms.host, terms.disability) == (
+        "5.4", "5.6", "nang"
+    )  # fmt: skip
+    from plugins.social_assistance.amounts import line_amount
+
+    amount, shown = line_amount(RULES, terms.entitlements(), Month(2025, 9))
+    assert (amount, shown.category, shown.disability) == (1_750_000, "5.4", "nang")
+    before = benefit.payable(Month(2025, 8))
+    assert before is not None and line_amount(RULES, before.entitlements(), Month(2025, 8))[0] == (
+        750_000
+    )
+
+
+def test_5_4_priced_alone_is_held_against_the_whole_benefit() -> None:
+    alone = single_parent(heSo="2.0", soTienThang="1000000")  # 2 children only
+    roster = build_roster(RULES, [host_grant(), alone])
+    [held] = roster.held
+    assert isinstance(held, AmountMismatch)
+    assert (held.registry_amount, held.computed_amount) == (1_000_000, 1_750_000)
+    # the host goes on being paid meanwhile, not the 5.4 alone
+    terms = roster.benefits[0].payable(Month(2025, 9))
+    assert terms is not None and (terms.category, terms.host) == ("5.6", None)
+
+
+def test_5_4_naming_its_disability_level_is_on_a_5_6_host() -> None:
+    grant54 = single_parent(
+        loai="huong", mucDoKhuyetTat="dac_biet_nang", soCon="1", heSo="3.0",
+        soTienThang="1500000", dossier="HS-N", ngayKy="2025-09-05",
+    )  # fmt: skip
+    assert decision_host(RULES, [], grant54) == ("5.6", "dac_biet_nang")
+    roster = build_roster(RULES, [grant54])
+    assert roster.held == ()
+    terms = roster.benefits[0].payable(Month(2025, 9))
+    assert terms is not None and (terms.category, terms.host) == ("5.4", "5.6")
+
+
+def test_5_4_on_a_category_it_does_not_add_to_is_5_4_alone() -> None:
+    child = decision(
+        RULES, so="1/QĐ", ngayKy="2025-08-05", loaiDoiTuong="5.2", birth="2005-05-05",
+        dossier="HS-C",
+    )  # fmt: skip
+    parent = single_parent(dossier="HS-C", birth="2005-05-05", heSo="2.0", soTienThang="1000000")
+    assert decision_host(RULES, [child], parent) is None
+    assert build_roster(RULES, [child, parent]).held == ()
+
+
+def test_a_new_number_of_children_keeps_the_host() -> None:
+    three = single_parent(
+        so="30/QĐ-UBND", ngayKy="2025-10-05", tuThang="2025-10", soCon="3", heSo="4.5",
+        soTienThang="2250000",
+    )  # fmt: skip
+    roster = build_roster(RULES, [host_grant(), single_parent(), three])
+    assert roster.held == ()
+    terms = roster.benefits[0].payable(Month(2025, 10))
+    assert terms is not None and (terms.host, terms.children) == ("5.6", 3)
+    from plugins.social_assistance.amounts import monthly_amount
+
+    assert monthly_amount(RULES, terms.entitlements(), Month(2025, 10)) == 2_250_000

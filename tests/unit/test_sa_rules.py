@@ -210,6 +210,7 @@ def test_chodon_communes_before_the_merger() -> None:
         ("02029", "02026", "Nam Cường"),
         ("02032", "02038", "Quảng Bạch"),
         ("02059", "02014", "Bạch Thông"),
+        ("02041", "01933", "Đồng Phúc"),
     ],
 )
 def test_old_codes_map_to_new_communes_from_2025_07(old: str, new: str, name: str) -> None:
@@ -217,11 +218,56 @@ def test_old_codes_map_to_new_communes_from_2025_07(old: str, new: str, name: st
     assert (unit.code, unit.name, unit.province) == (new, name, "19")
 
 
-def test_bang_phuc_is_refused_while_dong_phuc_has_no_confirmed_code() -> None:
-    units = load_admin_units()
+def test_bang_phuc_is_refused_while_dong_phucs_code_is_marked_unconfirmed(tmp_path: Path) -> None:
+    path = tmp_path / "admin_units.toml"
+    path.write_text(
+        UNITS_TEXT.replace(
+            'code = "01933"\nname = "Đồng Phúc"', 'name = "Đồng Phúc"\ncode_confirmed = false'
+        ),
+        encoding="utf-8",
+    )
+    units = load_admin_units(path)
     assert units.list_commune("02041", Month(2025, 6)).name == "Bằng Phúc"
     with pytest.raises(AdminUnitError, match=r"Đồng Phúc.*chưa được xác nhận.*not confirmed"):
         units.list_commune("02041", Month(2025, 7))
+    found, problems = units.select_lists(["02041", "02053"], Month(2025, 7))
+    assert list(found) == ["02020"]
+    assert [(p.code, p.name) for p in problems] == [("02041", "Đồng Phúc")]
+    assert "not confirmed" in problems[0].reason
+
+
+CHO_DON_OLD = [f"020{n}" for n in (20, 23, 26, 29, 32, 35, 38, 41, 44, 47, 50, 53, 59, 62, 65)]
+CHO_DON_OLD += ["02068", "02071", "02077", "02080", "02083"]
+
+
+def test_the_20_old_codes_select_every_new_commune_from_2025_07() -> None:
+    units = load_admin_units()
+    found, problems = units.select_lists(CHO_DON_OLD, Month(2025, 7))
+    assert problems == []
+    assert sorted(found) == ["01933", "02014", "02020", "02026", "02038", "02044", "02071", "02083"]
+    assert found["02014"].name == "Bạch Thông" and found["01933"].name == "Đồng Phúc"
+    # ... and themselves before the merger
+    before, problems = units.select_lists(CHO_DON_OLD, Month(2025, 6))
+    assert problems == [] and sorted(before) == sorted(CHO_DON_OLD)
+    assert before["02020"].name == "Bằng Lũng"
+
+
+def test_new_codes_select_their_old_communes_before_the_merger() -> None:
+    units = load_admin_units()
+    found, problems = units.select_lists(["02014", "01933", "02020"], Month(2025, 6))
+    assert problems == []
+    # 02020 was Bằng Lũng's own code then; 02014 and 01933 existed only after
+    assert sorted(found) == ["02020", "02041", "02059"]
+    after, _ = units.select_lists(["02014", "01933", "02020"], Month(2025, 7))
+    assert sorted(after) == ["01933", "02014", "02020"]
+
+
+def test_a_code_the_file_does_not_know_is_a_problem_not_a_silent_skip() -> None:
+    found, problems = load_admin_units().select_lists(["02099", "02053"], Month(2025, 8))
+    assert list(found) == ["02020"]
+    [problem] = problems
+    assert (problem.code, problem.name) == ("02099", "")
+    assert "unknown commune code" in problem.reason
 
 
 def test_unknown_commune_code() -> None:

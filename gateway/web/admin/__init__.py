@@ -17,11 +17,10 @@ from gateway.log import get_logger
 from gateway.web.admin import api, dashboard
 from gateway.web.admin.auth import Auth, Principal, access_middleware, principal, protect
 from gateway.web.admin.i18n import LANGS, MESSAGES
-from gateway.web.admin.keys import ADMIN_METRICS, AUTH, JINJA, NAV, admin_need
 from gateway.web.admin.metrics import AdminMetrics, start_refresher, stop_refresher
 from gateway.web.admin.nav import NavEntry
 from gateway.web.admin.pages import STATIC_PREFIX, render_page
-from gateway.web.keys import CONFIG, METRICS, need
+from gateway.web.keys import ADMIN_METRICS, AUTH, CONFIG, JINJA, METRICS, NAV, admin_need, need
 
 __all__ = [
     "NAV",

@@ -9,8 +9,7 @@ from aiohttp import web
 from gateway.log import get_logger
 from gateway.web.admin import queries
 from gateway.web.admin.auth import Principal
-from gateway.web.admin.keys import ADMIN_METRICS, admin_need
-from gateway.web.keys import ENGINE, STORE, need
+from gateway.web.keys import ADMIN_METRICS, ENGINE, STORE, admin_need, need
 
 log = get_logger("gateway.admin")
 

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.log import mask_payload
+from gateway.log import masked_json
 from gateway.store import LogFilter
 from gateway.web.admin import actions, params, present, queries
 from gateway.web.admin.auth import Access, principal, protect
@@ -96,7 +96,7 @@ async def get_delivery(request: web.Request) -> web.Response:
     attempts = await store.list_log(LogFilter(delivery_id=did), limit=1000)
     item = present.delivery_item(row)
     try:
-        item["payload"] = mask_payload(json.loads(row["payload"]))
+        item["payload"] = masked_json(row["payload"])
     except ValueError:
         item["payload"] = None
     return _json({"delivery": item, "attempts": [present.log_item(a) for a in reversed(attempts)]})

@@ -15,6 +15,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import time
@@ -27,9 +28,10 @@ from aiohttp import web
 
 from gateway.config import Config, ConfigError
 from gateway.log import get_logger
-from gateway.web.admin.keys import ADMIN_METRICS, AUTH, PRINCIPAL, admin_need
+from gateway.web.admin.pages import client_address
 from gateway.web.admin.roles import ROLES, Role, allows
 from gateway.web.errors import ApiError, error_response
+from gateway.web.keys import ADMIN_METRICS, AUTH, PRINCIPAL, admin_need
 
 log = get_logger("gateway.admin.auth")
 
@@ -37,6 +39,7 @@ Access = Literal["public", "viewer", "operator", "admin"]
 SESSION_COOKIE = "gw_session"
 SIGNIN_COOKIE = "gw_signin"
 SESSION_SECONDS = 8 * 3600  # one working day
+SIGNIN_SECONDS = 3600  # a sign-in form is good for an hour, and for one attempt
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -101,7 +104,7 @@ class TokenTable:
 
     def match(self, presented: str) -> TokenEntry | None:
         """The entry whose token this is; every digest is compared (no early exit)."""
-        digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+        digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
         found: TokenEntry | None = None
         for entry in self.entries:
             if hmac.compare_digest(entry.digest, digest):
@@ -112,12 +115,48 @@ class TokenTable:
         return next((e for e in self.entries if e.name == name), None)
 
 
+def same(presented: str, expected: str) -> bool:
+    """Constant-time comparison of a presented credential, whatever characters it holds
+    (``hmac.compare_digest`` raises on non-ASCII ``str``: a 500 instead of a refusal)."""
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class FailureThrottle:
+    """Failed authentication per client address: :data:`allowed` failures at once, then one
+    more every :data:`refill` seconds; an address over it waits (429 with ``Retry-After``)
+    before its next bearer token or sign-in is even looked at."""
+
+    def __init__(self, allowed: int = 10, refill: float = 6.0, tracked: int = 10_000) -> None:
+        self.allowed, self.refill, self.tracked = allowed, refill, tracked
+        self._spent: dict[str, tuple[float, float]] = {}  # address -> (failures owed, at)
+
+    def _owed(self, address: str, now: float) -> float:
+        owed, at = self._spent.get(address, (0.0, now))
+        return max(0.0, owed - (now - at) / self.refill)
+
+    def wait(self, address: str, now: float | None = None) -> int:
+        """Seconds ``address`` must wait before its next attempt (0: it may try now)."""
+        now = time.monotonic() if now is None else now
+        over = self._owed(address, now) - (self.allowed - 1)
+        return 0 if over <= 0 else max(1, math.ceil(over * self.refill))
+
+    def failed(self, address: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if address not in self._spent and len(self._spent) >= self.tracked:
+            self._spent = {a: v for a, v in self._spent.items() if self._owed(a, now) > 0}
+            while len(self._spent) >= self.tracked:  # the oldest go first
+                del self._spent[next(iter(self._spent))]
+        self._spent[address] = (self._owed(address, now) + 1, now)
 
 
 class Auth:
@@ -133,10 +172,13 @@ class Auth:
         )
         self.policy: dict[str, dict[str, Access]] = {}
         self._revoked: dict[str, float] = {}
+        self.throttle = FailureThrottle()
+        self._used_nonces: dict[str, float] = {}
 
     # -- signing ---------------------------------------------------------------------------
     def _sign(self, purpose: str, data: str) -> str:
-        return _b64(hmac.new(self.secret, f"{purpose}:{data}".encode(), hashlib.sha256).digest())
+        text = f"{purpose}:{data}".encode("utf-8", "surrogatepass")  # a cookie may hold anything
+        return _b64(hmac.new(self.secret, text, hashlib.sha256).digest())
 
     def _fingerprint(self, entry: TokenEntry) -> str:
         """Changes when the token changes, so a rotated token ends its sessions."""
@@ -161,7 +203,7 @@ class Auth:
         if not cookie or cookie.count(".") != 1:
             return None
         data, sig = cookie.split(".")
-        if not hmac.compare_digest(sig, self._sign("session", data)):
+        if not same(sig, self._sign("session", data)):
             return None
         try:
             body = json.loads(_unb64(data))
@@ -180,16 +222,33 @@ class Auth:
         self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
         self._revoked[principal.sid] = now + SESSION_SECONDS
 
-    def signin_nonce(self) -> tuple[str, str]:
-        """(form field value, cookie value) of the sign-in form's CSRF token."""
-        nonce = secrets.token_urlsafe(24)
+    def signin_nonce(self, now: float | None = None) -> tuple[str, str]:
+        """(form field value, cookie value) of the sign-in form's CSRF token: good for one
+        sign-in attempt within :data:`SIGNIN_SECONDS`."""
+        now = time.time() if now is None else now
+        nonce = f"{int(now)}x{secrets.token_hex(16)}"
         return nonce, f"{nonce}.{self._sign('signin', nonce)}"
 
-    def signin_expected(self, cookie: str | None) -> str | None:
+    def signin_expected(self, cookie: str | None, now: float | None = None) -> str | None:
+        """The nonce the sign-in cookie carries, if it is ours, fresh and not used yet."""
         if not cookie or cookie.count(".") != 1:
             return None
         nonce, sig = cookie.split(".")
-        return nonce if hmac.compare_digest(sig, self._sign("signin", nonce)) else None
+        if not same(sig, self._sign("signin", nonce)):
+            return None
+        now = time.time() if now is None else now
+        issued = nonce.partition("x")[0]
+        if not issued.isdigit() or not 0 <= now - int(issued) <= SIGNIN_SECONDS:
+            return None
+        return None if nonce in self._used_nonces else nonce
+
+    def use_nonce(self, nonce: str, now: float | None = None) -> None:
+        """A sign-in attempt was made with ``nonce``: it never works again (kept as long as
+        it would be fresh)."""
+        now = time.time() if now is None else now
+        if len(self._used_nonces) > 100_000:
+            self._used_nonces = {n: t for n, t in self._used_nonces.items() if t > now}
+        self._used_nonces[nonce] = now + SIGNIN_SECONDS
 
     # -- access policy -----------------------------------------------------------------------
     def access(self, canonical: str, method: str) -> Access | None:
@@ -240,11 +299,24 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     api = is_api(resource.canonical)
     who: Principal | None = None
     if access != "public":
-        who = (
-            bearer_principal(request, auth)
-            if api
-            else auth.read(request.cookies.get(SESSION_COOKIE))
-        )
+        if api and "Authorization" in request.headers:  # a token to check: throttled
+            address = client_address(request)
+            wait = auth.throttle.wait(address)
+            if wait:
+                _count_refusal(request, "throttled")
+                raise ApiError(
+                    429,
+                    "too_many_failures",
+                    f"too many failed authentications from this address; retry in {wait} s",
+                    retry_after=wait,
+                )
+            who = bearer_principal(request, auth)
+            if who is None:
+                auth.throttle.failed(address)
+        elif api:
+            who = None
+        else:
+            who = auth.read(request.cookies.get(SESSION_COOKIE))
         if who is None:
             _count_refusal(request, "unauthenticated")
             return await _unauthenticated(request, api)
@@ -268,12 +340,18 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def _csrf_ok(request: web.Request, auth: Auth, who: Principal | None) -> bool:
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:  # a body that is not UTF-8 (UnicodeDecodeError) or not a form
+        return False
     sent = form.get("csrf")
-    expected = (
-        who.csrf if who is not None else auth.signin_expected(request.cookies.get(SIGNIN_COOKIE))
-    )
-    return isinstance(sent, str) and bool(expected) and hmac.compare_digest(sent, expected or "")
+    if who is not None:
+        return isinstance(sent, str) and bool(who.csrf) and same(sent, who.csrf)
+    expected = auth.signin_expected(request.cookies.get(SIGNIN_COOKIE))
+    if not (isinstance(sent, str) and expected and same(sent, expected)):
+        return False
+    auth.use_nonce(expected)  # one attempt per sign-in form
+    return True
 
 
 def _count_refusal(request: web.Request, reason: str) -> None:

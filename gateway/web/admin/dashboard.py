@@ -23,10 +23,15 @@ from gateway.web.admin.auth import (
     protect,
 )
 from gateway.web.admin.charts import day_chart
-from gateway.web.admin.keys import ADMIN_METRICS, AUTH, admin_need
 from gateway.web.admin.overview import system_overview
-from gateway.web.admin.pages import lang_of, render_message, render_page
-from gateway.web.keys import CONFIG, STORE, need
+from gateway.web.admin.pages import (
+    client_address,
+    cookie_secure,
+    lang_of,
+    render_message,
+    render_page,
+)
+from gateway.web.keys import ADMIN_METRICS, AUTH, CONFIG, STORE, admin_need, need
 
 log = get_logger("gateway.admin.dashboard")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,7 +70,13 @@ async def signin_form(request: web.Request, *, error: bool = False) -> web.Respo
         status=401 if error else 200,
     )
     response.set_cookie(
-        SIGNIN_COOKIE, cookie, path="/signin", max_age=3600, httponly=True, samesite="Strict"
+        SIGNIN_COOKIE,
+        cookie,
+        path="/signin",
+        max_age=3600,
+        httponly=True,
+        samesite="Strict",
+        secure=cookie_secure(request),
     )
     return response
 
@@ -78,10 +89,20 @@ async def signin_post(request: web.Request) -> web.Response:
     form = await request.post()
     token = form.get("token")
     auth = admin_need(request.app, AUTH)
+    address = client_address(request)
+    wait = auth.throttle.wait(address)
+    if wait:
+        admin_need(request.app, ADMIN_METRICS).auth_refusals.labels("throttled").inc()
+        page = await render_message(
+            request, "throttled_title", "throttled_text", {"seconds": str(wait)}, status=429
+        )
+        page.headers["Retry-After"] = str(wait)
+        return page
     entry = auth.tokens.match(token) if isinstance(token, str) and token else None
     if entry is None:
+        auth.throttle.failed(address)
         admin_need(request.app, ADMIN_METRICS).auth_refusals.labels("signin").inc()
-        log.warning("signin_refused", remote=request.remote)
+        log.warning("signin_refused", remote=address)
         await asyncio.sleep(FAILED_SIGNIN_DELAY)
         return await signin_form(request, error=True)
     nxt = form.get("next")
@@ -93,7 +114,7 @@ async def signin_post(request: web.Request) -> web.Response:
         max_age=SESSION_SECONDS,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=cookie_secure(request),
     )
     response.del_cookie(SIGNIN_COOKIE, path="/signin")
     await need(request.app, STORE).audit(f"web:{entry.name}", "signin", "dashboard")

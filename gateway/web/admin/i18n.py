@@ -170,6 +170,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "forbidden_text": "Vai trò «{role}» không được phép thực hiện việc này.",
         "csrf_title": "Biểu mẫu không hợp lệ",
         "csrf_text": "Biểu mẫu đã hết hạn hoặc không hợp lệ. Hãy tải lại trang và thử lại.",
+        "throttled_title": "Quá nhiều lần đăng nhập sai",
+        "throttled_text": (
+            "Có quá nhiều lần xác thực sai từ địa chỉ này. Hãy thử lại sau {seconds} giây."
+        ),
         "signin_first": "Phiên làm việc đã kết thúc. Vui lòng đăng nhập lại.",
         "back": "Quay lại",
         "total": "Tổng",
@@ -233,6 +237,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err_sa_decision": "quyết định không hợp lệ",
         "err_sa_event": "social_assistance không nhận sự kiện {event}",
         "err_sa_result": "kết quả chi trả không hợp lệ",
+        "err_redirect": (
+            "HTTP {status} chuyển hướng tới {location}, không làm theo: gateway không bao giờ gửi "
+            "tài liệu sang địa chỉ khác (kiểm tra systems.{system}.base_url)"
+        ),
         "err_timeout": "quá thời gian chờ",
         "err_unexpected": "lỗi ngoài dự kiến",
         "err_not_set": "chưa cấu hình {key} cho hệ thống {system}",
@@ -259,6 +267,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         # -- the social-assistance pages (plugins/social_assistance/web.py: key without sa_) --
         "sa_accept": "Chấp nhận",
+        "sa_alert_hint": "Cách xử lý",
+        "sa_alert_line": "Kỳ {ky}: xã {code} {name} — {people} người, {amount} chưa được chi trả.",
+        "sa_alert_reason": "Lý do",
+        "sa_alert_retry": (
+            "Hệ thống tự thử lại mỗi ngày đến hết ngày {last}; đã thử {n} lần, lần gần nhất {at}."
+        ),
+        "sa_alert_title": "Danh sách chưa lập hoặc chưa gửi — có người chưa được chi trả",
+        "sa_downloads": "Tải về và in",
+        "sa_from_month": "từ",
+        "sa_list_print": "Bản in (A4)",
+        "sa_list_xlsx": "Danh sách ký nhận (.xlsx)",
+        "sa_names_role": "Danh sách có họ tên người nhận: cần quyền vận hành.",
+        "sa_no_list": "Chưa lập danh sách cho xã và kỳ này.",
+        "sa_print": "In",
+        "sa_report_xlsx": "Báo cáo tháng (.xlsx)",
+        "sa_send_again": "Lập và gửi lại kỳ {ky}",
+        "sa_sent_flash": "Kỳ {ky}: đã gửi {sent} danh sách; {unpaid} xã chưa gửi được.",
         "sa_arrears_late": "Truy lĩnh do chậm",
         "sa_bad_accept": (
             "Cần chọn quyết định và số liệu được chấp nhận "
@@ -453,6 +478,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "forbidden_text": "The “{role}” role may not do this.",
         "csrf_title": "Form not valid",
         "csrf_text": "The form expired or is not valid. Reload the page and try again.",
+        "throttled_title": "Too many failed sign-ins",
+        "throttled_text": "Too many failed attempts from this address. Try again in {seconds} s.",
         "signin_first": "Your session has ended. Please sign in again.",
         "back": "Back",
         "total": "Total",
@@ -514,6 +541,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "err_sa_decision": "invalid decision",
         "err_sa_event": "social_assistance takes no {event} events",
         "err_sa_result": "invalid result",
+        "err_redirect": (
+            "HTTP {status} redirect to {location} not followed: the gateway never sends a "
+            "document on to another address (check systems.{system}.base_url)"
+        ),
         "err_timeout": "timeout",
         "err_unexpected": "unexpected error",
         "err_not_set": "systems.{system}.{key} is not set",
@@ -540,6 +571,23 @@ MESSAGES: dict[str, dict[str, str]] = {
         ),
         # -- the social-assistance pages (plugins/social_assistance/web.py: key without sa_) --
         "sa_accept": "Accept",
+        "sa_alert_hint": "What to do",
+        "sa_alert_line": "Month {ky}: commune {code} {name} — {people} people, {amount} unpaid.",
+        "sa_alert_reason": "Why",
+        "sa_alert_retry": (
+            "The payment-day job retries every day until {last}; tried {n} times, last at {at}."
+        ),
+        "sa_alert_title": "Lists not built or not sent — people left unpaid",
+        "sa_downloads": "Download and print",
+        "sa_from_month": "from",
+        "sa_list_print": "Print view (A4)",
+        "sa_list_xlsx": "Signing list (.xlsx)",
+        "sa_names_role": "Lists name the payees: the operator role is needed.",
+        "sa_no_list": "No list was built for this commune and month.",
+        "sa_print": "Print",
+        "sa_report_xlsx": "Monthly report (.xlsx)",
+        "sa_send_again": "Build and send month {ky} again",
+        "sa_sent_flash": "Month {ky}: {sent} lists sent; {unpaid} communes still not sent.",
         "sa_arrears_late": "Arrears from lateness",
         "sa_bad_accept": (
             "Choose a decision and the figure to accept (the registry's or the rules')."

@@ -17,8 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.log import get_logger, mask_text
 from gateway.web.admin import queries
-from gateway.web.admin.keys import ADMIN_METRICS, REFRESHER, admin_need
-from gateway.web.keys import CONFIG, STORE, need
+from gateway.web.keys import ADMIN_METRICS, CONFIG, REFRESHER, STORE, admin_need, need
 
 log = get_logger("gateway.admin.metrics")
 REFRESH_SECONDS = 15.0

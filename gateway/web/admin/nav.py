@@ -1,4 +1,4 @@
-"""The dashboard's navigation: a list of entries under :data:`~gateway.web.admin.keys.NAV`.
+"""The dashboard's navigation: a list of entries under :data:`~gateway.web.keys.NAV`.
 
 A plugin adds a page in its ``gateway_web_routes`` hook::
 

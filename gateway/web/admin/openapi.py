@@ -279,6 +279,7 @@ def _errors(*codes: int) -> dict[str, Schema]:
         403: "the token's role may not",
         404: "unknown id or key",
         409: "not a dead delivery",
+        429: "too many failed authentications from this address: wait Retry-After seconds",
     }
     return {
         str(c): {"description": text[c], "content": {"application/json": {"schema": _ref("Error")}}}
@@ -301,7 +302,7 @@ def _op(
         "summary": summary,
         "description": f"Role: {role} or above." if role else "No token needed.",
         "parameters": [{"$ref": f"#/components/parameters/{p}"} for p in params],
-        "responses": {"200": ok, **_errors(*((401, 403) if role else ()), *errors)},
+        "responses": {"200": ok, **_errors(*((401, 403, 429) if role else ()), *errors)},
     }
     if role is None:
         op["security"] = []

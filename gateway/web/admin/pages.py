@@ -6,6 +6,7 @@ navigation, language and CSRF token (``{{ csrf }}`` in their forms).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,9 +24,8 @@ from gateway.web.admin.i18n import (
     format_time,
     translate,
 )
-from gateway.web.admin.keys import JINJA, LANG, NAV, PRINCIPAL, admin_need
 from gateway.web.admin.labels import event_label, shown_outcome, status_label, system_label
-from gateway.web.keys import CONFIG, need
+from gateway.web.keys import CONFIG, JINJA, LANG, NAV, PRINCIPAL, admin_need, need
 
 STATIC_PREFIX = "/static/admin"
 SECURITY_HEADERS = {
@@ -42,6 +42,7 @@ SECURITY_HEADERS = {
 
 
 def lang_of(request: web.Request) -> str:
+    """The interface language of this request (``vi`` or ``en``)."""
     if LANG not in request:
         request[LANG] = choose_lang(request)[0]
     return request[LANG]
@@ -94,11 +95,52 @@ def secure(response: web.StreamResponse) -> web.StreamResponse:
     return response
 
 
+def _trusted(settings: Any, address: str) -> bool:
+    try:
+        peer = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(peer in ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies)
+
+
+def client_address(request: web.Request) -> str:
+    """The client's address: the peer, or for a request a trusted proxy forwarded, the last
+    address in ``X-Forwarded-For`` that is not a trusted proxy (what the throttle counts)."""
+    settings = need(request.app, CONFIG).gateway
+    peer = request.remote or ""
+    if not settings.trusted_proxies or not _trusted(settings, peer):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed(hops):
+        if hop and not _trusted(settings, hop):
+            return hop[:64]
+    return peer
+
+
+def cookie_secure(request: web.Request) -> bool:
+    """Whether the dashboard's cookies get ``Secure``: always with ``gateway.secure_cookies``,
+    on a TLS connection, and for a request a trusted proxy forwarded from HTTPS
+    (``gateway.trusted_proxies`` and ``X-Forwarded-Proto``)."""
+    settings = need(request.app, CONFIG).gateway
+    if settings.secure_cookies or request.secure:
+        return True
+    if not settings.trusted_proxies or not _trusted(settings, request.remote or ""):
+        return False
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return proto == "https"
+
+
 def remember_lang(request: web.Request, response: web.StreamResponse) -> None:
     lang, changed = choose_lang(request)
     if changed:
         response.set_cookie(
-            LANG_COOKIE, lang, max_age=365 * 86400, path="/", httponly=True, samesite="Strict"
+            LANG_COOKIE,
+            lang,
+            max_age=365 * 86400,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=cookie_secure(request),
         )
 
 

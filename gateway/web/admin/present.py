@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from gateway.log import mask_payload, mask_text
+from gateway.log import mask_text, masked_json
 from gateway.model import VN_TZ
 from gateway.web.exports import LOG_COLUMNS
 
@@ -93,7 +93,7 @@ def payload_preview(payload: str | None, limit: int = PREVIEW_CHARS) -> str:
     if not payload:
         return ""
     try:
-        text = json.dumps(mask_payload(json.loads(payload)), ensure_ascii=False, indent=2)
+        text = json.dumps(masked_json(payload), ensure_ascii=False, indent=2)
     except ValueError:
         text = mask_text(payload)
     return text if len(text) <= limit else text[:limit] + "\n…"

@@ -1,5 +1,6 @@
 """Fixture builders: decision payloads with valid CCCDs, a Chợ Đồn-shaped roster, a national
-generator. For tests, benchmarks and demos; names are generated, CCCDs valid but fictional.
+generator. For tests and benchmarks (test-only: kept out of the plugin package); names are
+generated, CCCDs valid but fictional.
 """
 
 from __future__ import annotations
