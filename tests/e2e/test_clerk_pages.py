@@ -49,7 +49,11 @@ ROLES = tuple(os.environ.get("E2E_ROLES", "viewer,operator,admin").split(","))  
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 375, "height": 812}
-SECRETS = {"motcua": "s-motcua", "registry": "s-registry", "post_office": "s-post"}
+SECRETS = {  # strong enough for the configuration's check (128 bits)
+    "motcua": "s-motcua-7c2e9a41b8d3f6051e4d",
+    "registry": "s-registry-7c2e9a41b8d3f6051e4d",
+    "post_office": "s-post-7c2e9a41b8d3f6051e4d",
+}
 PLUGIN_OF = {
     "motcua": "one_stop_shop",
     "registry": "district_registry",
