@@ -20,8 +20,9 @@ The example to copy is ``tests/domain_plugin/funeral_support.py``; docs/writing-
   of the core's tables: :func:`first_payloads`, :func:`delivery_statuses`.
 * **Schedule a job**: the ``gateway_register_jobs(register, config)`` hook,
   ``register(name, interval_seconds, job)`` with ``job(ctx: JobContext)``; ``Gateway.of(ctx.app)``
-  inside the job. Today each node runs its jobs on its own timer; the engine's scheduler that
-  runs each job once per cluster (lease in the store) takes the same registrations.
+  inside the job. The engine's scheduler (:mod:`gateway.engine.scheduler`) runs each job once
+  per cluster: every node schedules it, one node (elected in the store) runs each run, and
+  another runs it if that node dies.
 * **Pages, API routes, CLI commands, nav entries** through hooks: ``gateway_web_routes``
   (:func:`protect`, :func:`render_page`, :func:`add_templates`, :func:`add_nav`,
   :class:`NavEntry`, :class:`ApiError`), ``gateway_openapi_paths``,

@@ -48,6 +48,11 @@ class GatewaySection(_Strict):
     #: PostgreSQL: wake idle nodes with LISTEN/NOTIFY when another node commits work
     #: (polling goes on as the fallback); ignored on SQLite
     notify: bool = False
+    #: seconds without a heartbeat after which the other nodes take a node's deliveries and
+    #: schedules over (and fence it: it may no longer record what it was doing)
+    node_timeout: float = Field(default=10.0, gt=0, le=3600)
+    #: seconds between heartbeats (and between checks for silent nodes); below node_timeout
+    heartbeat_interval: float = Field(default=2.0, gt=0)
     #: HMAC key of dashboard session cookies; shared by every node behind one address.
     #: Unset: a random key per process (sessions end when the process restarts).
     session_secret: SecretStr | None = None
@@ -255,7 +260,20 @@ def config_from_dict(data: dict[str, Any], path: Path | str = "<memory>") -> Con
     except ValidationError as exc:
         raise _first_error(exc, path) from None
     _check_references(config, path)
+    _check_cluster(config, path)
     return config
+
+
+def _check_cluster(config: Config, path: Path) -> None:
+    gw = config.gateway
+    if gw.heartbeat_interval * 2 > gw.node_timeout:
+        raise ConfigError(
+            path,
+            "gateway.heartbeat_interval",
+            f"must be at most half of gateway.node_timeout ({gw.node_timeout:g}), not "
+            f"{gw.heartbeat_interval:g}: the other nodes would take this one over between "
+            "two of its own heartbeats",
+        )
 
 
 MIN_SECRET_BITS = 128

@@ -84,8 +84,10 @@ def gateway_register_jobs(register: RegisterJob, config: Config) -> None:
     """Register scheduled jobs that run inside ``gateway run``.
 
     Call ``register(name, interval_seconds, job)``; ``job(ctx: JobContext)`` is a coroutine
-    function run every ``interval_seconds``. A job that raises is logged and runs again at its
-    next interval.
+    function run every ``interval_seconds`` (counted from the end of a run) by the engine's
+    scheduler, **once per cluster**: every node schedules it, one node runs each run, and if
+    that node dies another runs it. A job that raises is logged and runs again at its next
+    interval.
 
     :param register: the callback.
     :param config: the validated configuration (read your own section from it).

@@ -24,6 +24,7 @@ import aiohttp
 from gateway.config import Config, SystemConfig
 from gateway.connector import Connector
 from gateway.engine.breaker import BreakerState, CircuitBreaker
+from gateway.engine.cluster import Membership
 from gateway.engine.intake import Intake, IntakeAnswer
 from gateway.engine.retry import RetrySchedule
 from gateway.log import get_logger, mask_text
@@ -149,12 +150,20 @@ class DeliveryEngine:
         self._tasks: list[asyncio.Task[None]] = []
         self._background_tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self.membership = Membership(
+            store,
+            timeout=config.gateway.node_timeout,
+            interval=config.gateway.heartbeat_interval,
+            on_takeover=self.wake,
+        )
+        self.fenced_attempts = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
         released = await self.store.release_leases()
         if released:
             log.info("leases_released_at_start", count=released, node=self.store.node_id)
+        await self.membership.join()
         for name, (state, failures, opened_at) in (await self.store.load_breakers()).items():
             if name in self.lanes:
                 self.lanes[name].breaker.restore(state, failures, opened_at)
@@ -167,6 +176,7 @@ class DeliveryEngine:
             asyncio.create_task(self._cycle_loop(), name="write-cycle"),
             asyncio.create_task(self._housekeeping_loop(), name="housekeeping"),
         ]
+        self.membership.start()
         if self.config.gateway.notify and not self.store.is_sqlite:
             self._tasks.append(
                 asyncio.create_task(self.store.listen(self.wake, self._stop), name="listen")
@@ -205,6 +215,7 @@ class DeliveryEngine:
         if self._background_tasks:
             await asyncio.gather(*self._background_tasks, return_exceptions=True)
         await self.store.release_leases()
+        await self.membership.stop()
         for lane in self.lanes.values():
             try:
                 await lane.connector.close()
@@ -341,6 +352,7 @@ class DeliveryEngine:
         wanted = self._wanted(now)
         if not (units or records or wanted):
             return
+        generation = self.membership.generation
         try:
             result = await self.store.cycle(
                 items, records, wanted, self.config.gateway.lease_seconds, now
@@ -355,6 +367,13 @@ class DeliveryEngine:
                 await asyncio.wait_for(self._stop.wait(), timeout=STORE_RETRY_SECONDS)
             return
         self.cycles += 1
+        if generation is not None and (records or wanted) and not result.held:
+            # fenced: another node took this node's work over while it was silent
+            self._background(asyncio.create_task(self.membership.fenced(generation)))
+        if result.fenced:
+            self._dropped(result.fenced)
+            dropped = {id(r) for r in result.fenced}
+            records = [r for r in records if id(r) not in dropped]
         pos = 0
         for chunk, fut in units:
             if not fut.done():
@@ -389,6 +408,17 @@ class DeliveryEngine:
         if self.plugins.has_outcome_observers:
             self._background(asyncio.create_task(self._observe(records)))
 
+    def _dropped(self, records: list[AttemptRecord]) -> None:
+        self.fenced_attempts += len(records)
+        log.warning(
+            "attempts_fenced",
+            node=self.store.node_id,
+            count=len(records),
+            deliveries=[r.delivery.id for r in records][:100],
+            problem="claimed under a generation this node lost (it was silent too long): "
+            "not recorded; the node that took them over delivers them",
+        )
+
     # -- attempts --------------------------------------------------------------------------------
     def _start_attempt(self, lane: Lane, delivery: ClaimedDelivery) -> None:
         lane.in_flight += 1
@@ -416,6 +446,9 @@ class DeliveryEngine:
                 request.headers["Idempotency-Key"] = delivery.idempotency_key
                 sent = request.size
                 await lane.pace()
+                if not await self.membership.may_act(delivery.generation):
+                    self._fenced_attempt(lane, delivery)
+                    return
                 receipt = await connector.send(self.session, request)
             follow = (
                 await self.follow_ups(lane.name, receipt.follow_ups, delivery.id)
@@ -452,6 +485,20 @@ class DeliveryEngine:
         lane.in_flight -= 1
         lane.in_flight_gauge.set(lane.in_flight)
         self._result_q.append(record)
+        self._wake.set()
+
+    def _fenced_attempt(self, lane: Lane, delivery: ClaimedDelivery) -> None:
+        """Not sent: this node lost the delivery's generation (another node has it now)."""
+        lane.in_flight -= 1
+        lane.in_flight_gauge.set(lane.in_flight)
+        self.fenced_attempts += 1
+        log.warning(
+            "attempt_fenced",
+            node=self.store.node_id,
+            destination=lane.name,
+            delivery=delivery.id,
+            problem="not sent: this node was silent too long and the delivery was taken over",
+        )
         self._wake.set()
 
     def _delivered(

@@ -60,6 +60,8 @@ class ClaimedDelivery:
     procedure: str | None
     revision: int
     payload: str
+    #: the claiming node's generation (its fencing token) when it took the lease
+    generation: int | None = None
 
     def message(self) -> Message:
         """The stored message; its canonical JSON is the stored text as it is (a connector
@@ -105,6 +107,11 @@ class CycleResult:
     ingested: list[IngestResult]
     follow_ups: list[IngestResult]
     claimed: dict[str, list[ClaimedDelivery]]
+    #: attempt results not recorded: the node no longer holds the generation they were
+    #: claimed under (it was silent too long and another node took its deliveries over)
+    fenced: list[AttemptRecord] = field(default_factory=list)
+    #: the cycle confirmed (and held until its commit) the node's generation
+    held: bool = False
 
 
 @dataclass(slots=True, frozen=True)

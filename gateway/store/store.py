@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.log import get_logger
 from gateway.model import DeliveryStatus
-from gateway.store import migrate, writes
+from gateway.store import cluster, migrate, writes
 from gateway.store.reads import ReadQueries
 from gateway.store.records import (
     AttemptRecord,
@@ -127,7 +127,7 @@ class Store(ReadQueries):
             self._reader = create_async_engine(self.url, pool_size=4, max_overflow=4)
             _sqlite_pragmas(self._reader.sync_engine, begin="BEGIN")
         else:
-            settings = {**PG_SETTINGS, "application_name": f"gateway {self.node_id}"[:63]}
+            settings = {**PG_SETTINGS, "application_name": cluster.application_name(self.node_id)}
             self._async_writer = create_async_engine(
                 self.url,
                 pool_size=10,
@@ -210,6 +210,26 @@ class Store(ReadQueries):
                 raise
             self.writes.committed()
             return result
+
+    async def write_aside(self, fn: Callable[..., T], *args: Any) -> T:
+        """Like :meth:`write`, for the small membership transactions (a heartbeat, a fence)
+        that touch neither the delivery log nor the queue. PostgreSQL: on a connection of its
+        own, not behind this node's write lock, so that a cycle waiting for another node's
+        locks (a paused node's) never holds up the heartbeat that keeps this node alive, nor
+        the fence that frees those locks. SQLite (one writer): through :meth:`write`."""
+        if self._async_writer is None:
+            return await self.write(fn, *args)
+        try:
+            async with self._async_writer.begin() as conn:
+                return await conn.run_sync(fn, *args)
+        except OperationalError as exc:
+            raise StoreUnavailable(_db_reason(exc)) from exc
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _transient(exc):
+                raise StoreUnavailable(_db_reason(exc)) from exc
+            raise
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot reach the database: {exc}") from exc
 
     def _in_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Give ``fn`` to the writer thread (one worker: jobs run in the order given)."""
@@ -425,6 +445,63 @@ class Store(ReadQueries):
             deliveries.c.lease_expires_at < now,
         )
         return await self.write(writes.release, expired)
+
+    # -- cluster membership and schedules (see :mod:`gateway.store.cluster`) ----------------------
+    async def join(self, now: float | None = None) -> int:
+        """Join the cluster under a new generation (this node's fencing token): what this
+        node id still held is given back. Later cycles record attempts and take leases only
+        while the node still holds that generation."""
+        now = time.time() if now is None else now
+        generation = await self.write(cluster.join, self.node_id, now)
+        self.writes.generation = generation
+        return generation
+
+    async def recycle_connections(self) -> None:
+        """PostgreSQL: drop the pooled connections (after a fence ended this node's sessions,
+        so that the next transactions do not each find a dead one first)."""
+        if self._async_writer is not None:
+            await self._async_writer.dispose()
+
+    async def heartbeat(self, generation: int, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return await self.write_aside(cluster.heartbeat, self.node_id, generation, now)
+
+    async def leave(self, generation: int, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        await self.write(cluster.leave, self.node_id, generation, now)
+
+    async def silent_nodes(self, cutoff: float) -> list[tuple[str, int]]:
+        async with self.reader.connect() as conn:
+            return await conn.run_sync(cluster.silent_nodes, self.node_id, cutoff)
+
+    async def fence(
+        self, node_id: str, generation: int, cutoff: float, now: float | None = None
+    ) -> cluster.Fenced | None:
+        now = time.time() if now is None else now
+        return await self.write_aside(cluster.fence, node_id, generation, cutoff, self.node_id, now)
+
+    async def claim_run(self, name: str, generation: int, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return await self.write(cluster.claim_run, name, self.node_id, generation, now)
+
+    async def finish_run(
+        self,
+        name: str,
+        generation: int,
+        started: float,
+        next_run_at: float,
+        error: str | None = None,
+    ) -> bool:
+        return await self.write(
+            cluster.finish_run, name, self.node_id, generation, started, next_run_at, error
+        )
+
+    async def release_run(self, name: str, generation: int) -> bool:
+        return await self.write(cluster.release_run, name, self.node_id, generation)
+
+    async def schedule_row(self, name: str) -> dict[str, Any] | None:
+        async with self.reader.connect() as conn:
+            return await conn.run_sync(cluster.schedule_row, name)
 
     # -- operator actions ------------------------------------------------------------------------
     async def retry_dead(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -133,4 +134,39 @@ poll_cursors = Table(
     Column("system", String(64), primary_key=True),
     Column("cursor", Text),
     Column("updated_at", Float, nullable=False),
+)
+
+#: cluster membership (migration 0003): the fencing generation of each node
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("alive", Boolean, nullable=False),
+    Column("joined_at", Float, nullable=False),
+    Column("fenced_at", Float),
+    Column("fenced_by", String(128)),
+)
+
+#: when each node last beat (apart from ``nodes``: a beat never waits for the node's cycle)
+node_heartbeats = Table(
+    "node_heartbeats",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    Column("at", Float, nullable=False),
+)
+
+#: once-per-cluster schedules (migration 0003): who runs a job now and when it is due next
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(128)),
+    Column("generation", BigInteger),
+    Column("started_at", Float),
+    Column("next_run_at", Float, nullable=False),
+    Column("last_run_at", Float),
+    Column("last_node", String(128)),
+    Column("last_error", Text),
+    Column("runs", BigInteger, nullable=False, server_default="0"),
 )

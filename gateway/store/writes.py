@@ -50,6 +50,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnClause
 
 from gateway.model import DeliveryStatus, Outcome
+from gateway.store import cluster
 from gateway.store.records import (
     GENESIS,
     AttemptRecord,
@@ -99,6 +100,9 @@ class Writer:
         self.node_id = node_id
         self.skip_locked = skip_locked
         self.notify = notify
+        #: this node's generation in the ``nodes`` table (its fencing token), once it joined;
+        #: None: no membership (a store used on its own), nothing is fenced
+        self.generation: int | None = None
         self._head: ChainHead | None = None
         self._pending_head: ChainHead | None = None
 
@@ -121,6 +125,18 @@ class Writer:
         lease_seconds: float,
         now: float,
     ) -> CycleResult:
+        fenced: list[AttemptRecord] = []
+        held = False
+        if self.generation is not None and (records or wanted):
+            # the fence: results are recorded and leases taken only while this node still
+            # holds its generation (a node silent for too long has lost it, and its work)
+            held = cluster.hold(conn, self.node_id, self.generation)
+            if not held:
+                fenced, records, wanted = list(records), [], {}
+            elif any(r.delivery.generation not in (None, self.generation) for r in records):
+                mine = (None, self.generation)
+                fenced = [r for r in records if r.delivery.generation not in mine]
+                records = [r for r in records if r.delivery.generation in mine]
         if self.skip_locked:
             lock_keys(conn, [*items, *(f for r in records for f in r.follow_ups)])
         ingested = ingest(conn, items, now) if items else []
@@ -130,7 +146,7 @@ class Writer:
         }
         if self.notify:
             self.announce(conn, work_after(items, records))
-        return CycleResult(ingested, follow, claimed)
+        return CycleResult(ingested, follow, claimed, fenced, held)
 
     def announce(self, conn: Connection, destinations: Iterable[str]) -> None:
         """NOTIFY other nodes (delivered at commit) that these destinations have work."""
@@ -168,7 +184,10 @@ class Writer:
         if not ids:
             return []
         rows = conn.execute(fetch, {"c_ids": list(ids)})
-        return [ClaimedDelivery(*row) for row in rows]
+        claimed = [ClaimedDelivery(*row) for row in rows]
+        for delivery in claimed:
+            delivery.generation = self.generation
+        return claimed
 
     def record(
         self, conn: Connection, records: Sequence[AttemptRecord], now: float

@@ -1,16 +1,15 @@
 """``create_app(config)``: the gateway as an aiohttp application.
 
-Everything with a lifetime (store, HTTP client session, connectors, the delivery engine,
-pollers and scheduled jobs) is started and stopped in ``cleanup_ctx``, in that order, so a
-test, ``gateway run`` and ``gateway demo`` all run the same code.
+Everything with a lifetime (store, HTTP client session, connectors, the delivery engine and
+its cluster membership, the scheduler of pollers and plugin jobs) is started and stopped in
+``cleanup_ctx``, in that order, so a test, ``gateway run`` and ``gateway demo`` all run the
+same code.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,6 +18,8 @@ from aiohttp import web
 from gateway.config import Config
 from gateway.connector import Connector
 from gateway.engine.intake import Intake
+from gateway.engine.polling import poller
+from gateway.engine.scheduler import Scheduler
 from gateway.engine.worker import DeliveryEngine
 from gateway.hookspecs import JobContext
 from gateway.log import get_logger, mask_text
@@ -26,7 +27,7 @@ from gateway.metrics import Metrics
 from gateway.model import PermanentError
 from gateway.plugins import PluginError, Plugins, plugins_for
 from gateway.routing import RouteTable, unemitted
-from gateway.store import Store, StoreUnavailable
+from gateway.store import Store
 from gateway.web import health, inbound
 from gateway.web.admin import setup_admin
 from gateway.web.errors import error_middleware
@@ -36,6 +37,7 @@ from gateway.web.keys import (
     ENGINE,
     METRICS,
     PLUGINS,
+    SCHEDULER,
     SESSION,
     STORE,
     need,
@@ -97,7 +99,7 @@ def create_app(config: Config, *, plugins: Plugins | None = None) -> web.Applica
             hint=f"no plugin emits {route.event!r} from {route.source}: this route never "
             "matches (a misspelt event?)",
         )
-    app.cleanup_ctx.extend([_store_ctx, _session_ctx, _engine_ctx, _pollers_ctx, _jobs_ctx])
+    app.cleanup_ctx.extend([_store_ctx, _session_ctx, _engine_ctx, _scheduler_ctx])
     app.on_shutdown.append(_drain)
     return app
 
@@ -169,6 +171,9 @@ async def _engine_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     intake.connect(engine.submit_intake)
     app[ENGINE] = engine
+    app[SCHEDULER] = Scheduler(
+        store, engine.membership, check_every=config.gateway.heartbeat_interval
+    )
     await engine.start()
     await plugins.startup(app)
     log.info("gateway_started", node=config.gateway.node_id, systems=sorted(config.systems))
@@ -186,64 +191,27 @@ async def _drain(app: web.Application) -> None:
         engine.draining = True
 
 
-async def _run_every(name: str, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
-    while True:
-        try:
-            await fn()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error("job_failed", job=name, error=mask_text(repr(exc)))
-        await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def _tasks(tasks: list[asyncio.Task[None]]) -> AsyncIterator[None]:
+async def _scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Pollers and plugin jobs, each run once per cluster (:mod:`gateway.engine.scheduler`)."""
+    config, plugins, scheduler = need(app, CONFIG), need(app, PLUGINS), need(app, SCHEDULER)
+    for name, system in config.systems.items():
+        if system.poll_interval:
+            run = poller(
+                name,
+                store=need(app, STORE),
+                engine=need(app, ENGINE),
+                connector=functools.partial(_connector, app, name),
+                session=need(app, SESSION),
+            )
+            scheduler.schedule(f"poll:{name}", system.poll_interval, run)
+    for name, (interval, job) in plugins.jobs(config).items():
+        scheduler.schedule(name, interval, functools.partial(job, JobContext(name, app)))
+    scheduler.start()
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await scheduler.stop()
 
 
-async def _pollers_ctx(app: web.Application) -> AsyncIterator[None]:
-    config = need(app, CONFIG)
-    tasks = [
-        asyncio.create_task(_run_every(f"poll:{name}", system.poll_interval, _poller(app, name)))
-        for name, system in config.systems.items()
-        if system.poll_interval
-    ]
-    async with _tasks(tasks):
-        yield
-
-
-def _poller(app: web.Application, system: str) -> Callable[[], Awaitable[None]]:
-    async def poll_once() -> None:
-        store, engine = need(app, STORE), need(app, ENGINE)
-        connector = need(app, CONNECTORS)[system]
-        cursor = await store.get_cursor(system)
-        parsed, new_cursor = await connector.poll(need(app, SESSION), cursor)
-        try:
-            answer = await engine.submit(system, parsed)
-        except StoreUnavailable as exc:
-            log.warning("poll_store_unavailable", system=system, error=str(exc))
-            return
-        for r in answer.rejected:
-            log.warning("poll_item_rejected", system=system, ref=r["ref"], errors=r["errors"])
-        if new_cursor != cursor:  # shielded: never abandon a write transaction half-way
-            await asyncio.shield(store.set_cursor(system, new_cursor))
-
-    return poll_once
-
-
-async def _jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    config, plugins = need(app, CONFIG), need(app, PLUGINS)
-    tasks = []
-    for name, (interval, job) in plugins.jobs(config).items():
-        run = functools.partial(job, JobContext(name, app))
-        tasks.append(asyncio.create_task(_run_every(name, interval, run), name=f"job:{name}"))
-    async with _tasks(tasks):
-        yield
+def _connector(app: web.Application, system: str) -> Connector:
+    return need(app, CONNECTORS)[system]

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway.config import Config
 from gateway.connector import Connector
+from gateway.engine.scheduler import Scheduler
 from gateway.engine.worker import DeliveryEngine
 from gateway.metrics import Metrics
 from gateway.plugins import Plugins
@@ -37,6 +38,7 @@ STORE = web.AppKey("store", Store)
 SESSION = web.AppKey("client_session", aiohttp.ClientSession)
 CONNECTORS = web.AppKey("connectors", dict[str, Connector])
 ENGINE = web.AppKey("engine", DeliveryEngine)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
 
 # -- the operator surface (set by setup_admin when the app is built) ---------------------------
 #: The dashboard's navigation; a plugin appends a :class:`NavEntry` in ``gateway_web_routes``.

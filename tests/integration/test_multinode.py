@@ -72,7 +72,18 @@ class Receiver:
         return web.json_response({"ok": True})
 
 
-def node_config(directory: Path, i: int, port: int, database: str, receiver: int) -> Path:
+def node_config(
+    directory: Path,
+    i: int,
+    port: int,
+    database: str,
+    receiver: int,
+    *,
+    lease: float = LEASE,
+    gateway: str = "",
+    dst: str = "concurrency = 16",
+) -> Path:
+    """Node ``i``'s configuration; ``gateway`` and ``dst`` add lines to those sections."""
     path = directory / f"node-{i}.toml"
     path.write_text(
         f"""
@@ -80,10 +91,11 @@ def node_config(directory: Path, i: int, port: int, database: str, receiver: int
 listen = "127.0.0.1:{port}"
 database = "{database}"
 node_id = "node-{i}"
-lease_seconds = {LEASE}
+lease_seconds = {lease}
 notify = true
 poll_interval = 0.2
 shutdown_grace = 2
+{gateway}
 
 [systems.src]
 plugin = "http_json"
@@ -95,7 +107,7 @@ timeout = {{connect = 1, read = 2}}
 plugin = "http_json"
 base_url = "http://127.0.0.1:{receiver}"
 path = "/receive"
-concurrency = 16
+{dst}
 timeout = {{connect = 1, read = 2}}
 retry = {{initial = 0.2, multiplier = 2, max = 1, jitter = 0.1, deadline = 600}}
 

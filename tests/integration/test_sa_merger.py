@@ -360,14 +360,26 @@ def test_done_when_every_new_commune_then_one_made_impossible(office: Path, tmp_
     assert actor.startswith("cli") and "refused=02059 (1 lists, 3 lines, 2,250,000 VND)" in detail
     assert "sent=" in detail and "7 lists" in detail
 
+    # asked for by the new code alone, which the file no longer knows: its old commune's
+    # people are still named (the file cannot say they are its, nor that they are not)
+    by_new = gw(office, "payments", "send", "--month", "2025-10", "--commune", "02014")
+    assert by_new.exit_code == 3, by_new.output
+    lines = sorted(ln for ln in by_new.stderr.splitlines() if ln.startswith("KHÔNG CHI TRẢ"))
+    assert [ln.split(" — ")[0] for ln in lines] == [
+        "KHÔNG CHI TRẢ / UNPAID 2025-10: xã 02014",
+        "KHÔNG CHI TRẢ / UNPAID 2025-10: xã 02059 Đồng Thắng",
+    ]
+    assert "3 người, 2,250,000 VND" in lines[1] and "0 người, 0 VND" in lines[0]
+
     # put it back: the same command builds it and the alert is resolved
     units.write_text(text, encoding="utf-8")
     fixed = gw(office, "payments", "send", "--month", "2025-10")
     assert fixed.exit_code == 0, fixed.output
     assert sorted(lists_of(office, "2025-10")) == sorted(NEW_LISTS)
     with sqlite3.connect(office.parent / "gw.db") as db:
-        rows = db.execute("SELECT ma_xa, resolved_by FROM sa_alerts").fetchall()
-    assert len(rows) == 1 and rows[0][0] == "02059" and str(rows[0][1]).startswith("cli")
+        rows = db.execute("SELECT ma_xa, resolved_by FROM sa_alerts ORDER BY ma_xa").fetchall()
+    assert [r[0] for r in rows] == ["02014", "02059"]
+    assert all(str(r[1]).startswith("cli") for r in rows)
 
 
 def test_an_unknown_configured_code_is_refused_even_with_no_one_in_it(office: Path) -> None:

@@ -277,6 +277,17 @@ def test_out_of_range_value(tmp_path: Path) -> None:
     assert "greater than 0" in err.problem
 
 
+def test_heartbeat_interval_at_most_half_the_node_timeout(tmp_path: Path) -> None:
+    cluster = "[gateway]\nnode_timeout = 3\nheartbeat_interval = 2\n"
+    path = write(tmp_path, replace(VALID, "[gateway]\n", cluster))
+    err = config_error(path)
+    assert err.key == "gateway.heartbeat_interval"
+    assert "at most half of gateway.node_timeout (3), not 2" in err.problem
+    ok = write(tmp_path, replace(VALID, "[gateway]\n", cluster.replace("= 2", "= 1.5")))
+    config = load_config(ok)
+    assert (config.gateway.node_timeout, config.gateway.heartbeat_interval) == (3.0, 1.5)
+
+
 @pytest.mark.parametrize("listen", ["localhost", "127.0.0.1:", ":8080", "127.0.0.1:http"])
 def test_bad_listen(tmp_path: Path, listen: str) -> None:
     path = write(tmp_path, replace(VALID, '"127.0.0.1:8181"', f'"{listen}"'))
