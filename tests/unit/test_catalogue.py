@@ -233,3 +233,12 @@ def test_a_json_answer_is_shown_without_escapes() -> None:
     assert answer_snippet(body) == '{"error": "chưa được phép"}'
     assert answer_snippet("không phải JSON".encode()) == "không phải JSON"
     assert answer_snippet(b"") == ""
+
+
+def test_a_long_chart_label_keeps_its_code() -> None:
+    from gateway.web.admin.charts import hbar_chart
+
+    name = "Người cao tuổi thuộc hộ nghèo không có người phụng dưỡng, sống một mình (5.5a)"
+    [row] = hbar_chart([(name, 1_620_000, "1.620.000 ₫")])["rows"]
+    assert row["label"].endswith("… (5.5a)") and len(row["label"]) <= 60
+    assert row["full"] == name

@@ -70,7 +70,13 @@ HBAR_WIDTH, HBAR_ROW, HBAR_BAR, HBAR_LABEL_CHARS = 520, 44, 16, 60
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """``text`` within ``limit`` characters; a code in brackets at the end is kept whole."""
+    if len(text) <= limit:
+        return text
+    name, sep, code = text.rpartition(" (")
+    if sep and code.endswith(")") and len(code) < limit // 2:
+        return name[: limit - len(code) - 3].rstrip() + "… (" + code
+    return text[: limit - 1].rstrip() + "…"
 
 
 def hbar_chart(items: list[tuple[str, int, str]]) -> dict[str, Any]:
