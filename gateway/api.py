@@ -62,8 +62,9 @@ from gateway.host import (
     prepare_message,
     store_of,
 )
-from gateway.log import get_logger, mask_name, mask_text
+from gateway.log import get_logger, mask_id, mask_name, mask_text
 from gateway.plugins import Plugins, plugins_for
+from gateway.pseudonym import pseudonym
 from gateway.signing import sign
 from gateway.simulation import SimulatorOptions
 from gateway.store import StoreUnavailable
@@ -132,6 +133,7 @@ __all__ = [
     "install_faults",
     "lang_of",
     "load_config",
+    "mask_id",
     "mask_name",
     "mask_text",
     "metrics_registry_of",
@@ -140,6 +142,7 @@ __all__ = [
     "prepare_message",
     "principal",
     "protect",
+    "pseudonym",
     "render_page",
     "run",
     "sign",

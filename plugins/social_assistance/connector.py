@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from gateway.api import PluginStore as Store
-from gateway.api import get_logger, mask_text
+from gateway.api import get_logger, mask_text, pseudonym
 from gateway.connector import Connector, both
 from gateway.model import Message, OutboundRequest, PermanentError, Receipt
 from plugins.social_assistance.admin_units import AdminUnitError, AdminUnits
@@ -147,9 +147,9 @@ def _apply_result(
                 follow_ups.append(
                     Message(
                         event=EVENT_CANDIDATES,
-                        external_id=f"{ky}:{code}:{line.citizen_id}",
+                        external_id=f"{ky}:{code}:{pseudonym(line.citizen_id)}",
                         payload={"ky": ky, "maXa": code, "doiTuong": people},
-                        dossier_key=f"{code}:{line.citizen_id}",
+                        dossier_key=f"{code}:{pseudonym(line.citizen_id)}",
                         ref=f"{ky}:{code}",
                     )
                 )

@@ -345,7 +345,7 @@ async def test_payer_pushes_signed_results_that_the_connector_reads(
         line["soDinhDanh"]: line["soTienThang"] + line["soTienTruyLinh"] + line["soTienChuaNhan"]
         for line in lines
     }
-    by_person = {m.ref: m.payload for m in result.messages}
+    by_person = {m.payload["soDinhDanh"]: m.payload for m in result.messages}
     assert set(by_person) == {
         cccd for cccd, amount in due.items() if amount
     }  # nothing due: no line
@@ -395,7 +395,8 @@ async def test_results_wait_for_an_unreachable_gateway_and_are_never_dropped(
         return bool(inbound.results)
 
     await eventually(pushed)
-    assert [m.ref for m in inbound.results[0].messages] == ["006135001234", "006080004321"]
+    people = [m.payload["soDinhDanh"] for m in inbound.results[0].messages]
+    assert people == ["006135001234", "006080004321"]
 
 
 async def test_a_wrong_signature_is_not_accepted_and_the_payer_keeps_trying(
@@ -440,7 +441,7 @@ async def test_a_list_replaced_before_payout_is_paid_from_the_new_one(
     await eventually(pushed)
     await asyncio.sleep(0.4)  # nothing more comes for the replaced list
     assert len(inbound.results) == 1
-    assert [m.ref for m in inbound.results[0].messages] == ["006080004321"]
+    assert [m.payload["soDinhDanh"] for m in inbound.results[0].messages] == ["006080004321"]
     history = (await sim_state(session, sim))["results"]["history"]
     assert [h["lanGui"] for h in history] == [2]
 

@@ -30,6 +30,9 @@ SECTIONS = {
     "tests/reliability/test_attacks_transport.py": (
         "Attack review (issue 14): transport and authentication"
     ),
+    "tests/reliability/test_attacks_privacy.py": (
+        "Attack review (issue 14): personal data at rest, in keys and on screen; sessions; paths"
+    ),
 }
 
 RERUN = """## How to rerun
@@ -70,10 +73,18 @@ How each fault is made:
   10 MB random body at once to a `gateway run` child whose RSS is sampled from `/proc` every
   10 ms; raw sockets for headers no client library sends (non-ASCII and undecodable bytes,
   a 1 GB `Content-Length` with no body); deep payloads written straight into the SQLite file.
+* **personal data, sessions and paths (issue 14)** — a `gateway run` child fed payment
+  results and dossiers carrying every kind of personal data (birth date, address, phone,
+  e-mail, a CCCD in groups, a 9-digit old ID, single-quoted XML) read back as a viewer and an
+  operator through the API, the dashboard, the CLI's tables and JSON, exports and `/metrics`;
+  file modes read with `stat` while it runs, and again with a permissive umask and `chmod`
+  disabled; sign-in `next` variants; one cookie shown to a second app on the same database
+  and to a restarted one; the CLI run from another folder with a secret's variable unset.
 * **privacy** — `tests/privacy_scan.py` routes the in-process gateway log to a file, collects
   every child's log and every test's captured output, and scans all of it at the end of every
-  pytest run (CI included) for a 12-digit run standing alone or a full name of the simulators'
-  and fixtures' name lists.
+  pytest run (CI included) for a 12-digit run standing alone (or written in groups), keys
+  included, or a full name of the simulators' and fixtures' name lists; exports written
+  into its folder (`.csv`) are scanned too.
 """
 
 

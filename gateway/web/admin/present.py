@@ -48,6 +48,11 @@ _TIMES = {
 }
 
 
+#: free-text and key fields masked on the way out; keys too, so that a key stored before
+#: keys were pseudonymised (``02053:006135001234``) never shows a CCCD either
+_MASKED = {"error_message", "last_error", "ref", "detail", "dossier_key", "external_id"}
+
+
 def iso(epoch: float | None) -> str | None:
     """A store time (UTC epoch) as ISO 8601 with the +07:00 offset."""
     if epoch is None:
@@ -65,7 +70,7 @@ def _shown(row: dict[str, Any], fields: tuple[str, ...] | list[str]) -> dict[str
         value = row.get(key)
         if key in _TIMES:
             value = iso(value)
-        elif isinstance(value, str) and key in ("error_message", "last_error", "ref", "detail"):
+        elif isinstance(value, str) and key in _MASKED:
             value = mask_text(value)
         out[key] = value
     return out
@@ -97,6 +102,16 @@ def payload_preview(payload: str | None, limit: int = PREVIEW_CHARS) -> str:
     except ValueError:
         text = mask_text(payload)
     return text if len(text) <= limit else text[:limit] + "\n…"
+
+
+def payload_revealed(payload: str | None) -> str:
+    """The stored message body in full (an operator's audited reveal of one record)."""
+    if not payload:
+        return ""
+    try:
+        return json.dumps(json.loads(payload), ensure_ascii=False, indent=2)
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to re-indent
+        return payload
 
 
 def timeline_events(timeline: dict[str, Any]) -> list[dict[str, Any]]:
