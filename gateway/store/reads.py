@@ -195,6 +195,7 @@ class ReadQueries:
                         messages.c.ref,
                         messages.c.revision,
                         messages.c.received_at,
+                        messages.c.parent_delivery_id,
                     )
                     .where(messages.c.dossier_key == dossier_key)
                     .order_by(messages.c.id)

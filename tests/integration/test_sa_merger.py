@@ -415,12 +415,13 @@ async def test_the_dashboard_alert_until_resolved(tmp_path: Path, aiohttp_client
     viewer_csrf = await sign_in(client, "viewer")
     html = await (await client.get("/payments?month=2025-07")).text()
     assert 'id="sa-alerts"' in html
-    assert "Kỳ 2025-07: xã 02059 Đồng Thắng — 2 người, 1,500,000 VND chưa được chi trả." in html
-    assert "Hệ thống tự thử lại mỗi ngày đến hết ngày 2025-06-30" in html
+    # amounts and days in the page's formats (CLDR via Babel)
+    assert "Kỳ 2025-07: xã 02059 Đồng Thắng — 2 người, 1.500.000\xa0₫ chưa được chi trả." in html
+    assert "Hệ thống tự thử lại mỗi ngày đến hết ngày 30/06/2025" in html
     assert 'action="/payments/send"' not in html  # a viewer gets no button
     assert cccd(X_SERIAL) not in html and "Lò Văn Pha" not in html
     en = await (await client.get("/payments?month=2025-08&lang=en")).text()
-    assert "Month 2025-07: commune 02059 Đồng Thắng — 2 people, 1,500,000 VND unpaid." in en
+    assert "Month 2025-07: commune 02059 Đồng Thắng — 2 people, ₫1,500,000 unpaid." in en
 
     # fixed in the file, then sent again by an operator from the dashboard (audited)
     units.write_text(text, encoding="utf-8")

@@ -537,7 +537,9 @@ def test_classify_200_reads_the_receipt() -> None:
     body = b'<TiepNhan xmlns="urn:vn:btxh:chitra:1" ky="2020-09" maXa="02053" soDong="2"/>'
     receipt = connector().classify_response(200, body, {}, sent_request())
     assert isinstance(receipt, Receipt) and receipt.status == 200
-    assert receipt.detail.startswith("TiepNhan soDong=2")
+    assert receipt.detail.startswith(
+        "bưu điện đã tiếp nhận 2 dòng / the post office received 2 lines"
+    )
 
 
 def test_classify_409_is_delivered() -> None:

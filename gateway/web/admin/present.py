@@ -115,21 +115,40 @@ def payload_revealed(payload: str | None) -> str:
 
 
 def timeline_events(timeline: dict[str, Any]) -> list[dict[str, Any]]:
-    """Messages received and attempts made for one dossier, merged in time order."""
-    events: list[dict[str, Any]] = [
-        {
-            "at": m["received_at"],
-            "kind": "received",
-            "source": m["source"],
-            "event": m["event"],
-            "revision": m["revision"],
-            "ref": mask_text(m["ref"]),
-        }
-        for m in timeline["messages"]
-    ]
+    """Messages received and attempts made for one dossier, in causal order.
+
+    Mostly time order; but a message a destination's answer produced (a registry's refusal,
+    a decision's acknowledgement: ``parent_delivery_id``) comes after the send that caused
+    it, whatever the clocks say (it is stored in the same transaction as that attempt).
+    """
+    attempts = timeline["attempts"]
+    answered: dict[int, tuple[float, int]] = {}  # delivery id -> (time, index) of its answer
+    for i, a in enumerate(attempts):
+        if a["outcome"] == "delivered":
+            answered[a["delivery_id"]] = (a["at"], i)
+    events: list[dict[str, Any]] = []
+    for m in timeline["messages"]:
+        parent = m.get("parent_delivery_id")
+        at, after = m["received_at"], -1
+        if parent is not None and parent in answered:
+            cause_at, after = answered[parent]
+            at = max(at, cause_at)
+        events.append(
+            {
+                "at": m["received_at"],
+                "sort": (at, after, 1),
+                "kind": "received",
+                "source": m["source"],
+                "event": m["event"],
+                "revision": m["revision"],
+                "ref": mask_text(m["ref"]),
+                "caused_by": parent,
+            }
+        )
     events += [
         {
             "at": a["at"],
+            "sort": (a["at"], i, 0),
             "kind": "attempt",
             "destination": a["destination"],
             "attempt": a["attempt"],
@@ -140,7 +159,7 @@ def timeline_events(timeline: dict[str, Any]) -> list[dict[str, Any]]:
             "delivery_id": a["delivery_id"],
             "actor": a["actor"],
         }
-        for a in timeline["attempts"]
+        for i, a in enumerate(attempts)
     ]
-    events.sort(key=lambda e: (e["at"], e["kind"] != "received"))
+    events.sort(key=lambda e: e["sort"])
     return events
