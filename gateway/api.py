@@ -28,6 +28,12 @@ The example to copy is ``tests/domain_plugin/funeral_support.py``; docs/writing-
   :class:`NavEntry`, :class:`ApiError`), ``gateway_openapi_paths``,
   ``gateway_register_commands`` (:func:`config_option`, :func:`run`, :func:`table`,
   :func:`with_store`, :meth:`Gateway.open`).
+* **Words and formats**: the dashboard's one catalogue (:data:`MESSAGES`, :func:`translate`,
+  :func:`has`; a plugin's strings are keys there, both languages), :func:`both` for a text
+  stored for every reader (``"vi / en"``), CLDR formats through Babel (:func:`format_money`,
+  :func:`format_number`, :func:`format_date`, :func:`format_month`, :func:`format_compact`),
+  server-rendered SVG charts (:func:`hbar_chart`, :func:`column_chart`, drawn by the core's
+  ``_charts.html``).
 * **Its own config section**: :func:`plugin_settings` (or :meth:`Gateway.settings`) with a
   pydantic model the plugin declares; errors name the file and the key.
 """
@@ -56,17 +62,33 @@ from gateway.host import (
     prepare_message,
     store_of,
 )
-from gateway.log import get_logger, mask_name, mask_text
+from gateway.log import get_logger, mask_id, mask_name, mask_text
 from gateway.plugins import Plugins, plugins_for
+from gateway.pseudonym import pseudonym
 from gateway.signing import sign
 from gateway.simulation import SimulatorOptions
 from gateway.store import StoreUnavailable
 from gateway.web.admin import NavEntry, Principal, add_templates, principal, protect, render_page
+from gateway.web.admin.charts import column_chart, hbar_chart
+from gateway.web.admin.i18n import (
+    LANGS,
+    MESSAGES,
+    both,
+    format_compact,
+    format_date,
+    format_money,
+    format_month,
+    format_number,
+    has,
+    translate,
+)
 from gateway.web.admin.pages import lang_of
 from gateway.web.errors import ApiError
 
 __all__ = [
     "FAULTS_KEY",
+    "LANGS",
+    "MESSAGES",
     "PROFILES",
     "ApiError",
     "Config",
@@ -91,17 +113,27 @@ __all__ = [
     "add_nav",
     "add_templates",
     "audit_in",
+    "both",
+    "column_chart",
     "config_of",
     "config_option",
     "connectors_of",
     "delivery_statuses",
     "emit_in",
     "first_payloads",
+    "format_compact",
+    "format_date",
+    "format_money",
+    "format_month",
+    "format_number",
     "get_logger",
+    "has",
+    "hbar_chart",
     "hookimpl",
     "install_faults",
     "lang_of",
     "load_config",
+    "mask_id",
     "mask_name",
     "mask_text",
     "metrics_registry_of",
@@ -110,10 +142,12 @@ __all__ = [
     "prepare_message",
     "principal",
     "protect",
+    "pseudonym",
     "render_page",
     "run",
     "sign",
     "store_of",
     "table",
+    "translate",
     "with_store",
 ]

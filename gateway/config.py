@@ -210,11 +210,20 @@ class Config(BaseModel):
         return p if p.is_absolute() else Path(self.base_dir) / p
 
 
-def _resolve_secrets(value: Any, path: Path, key: str) -> Any:
+class _Unset:
+    """A secret a read-only command did not need and could not resolve (dropped)."""
+
+
+_UNSET = _Unset()
+
+
+def _resolve_secrets(value: Any, path: Path, key: str, lenient: bool = False) -> Any:
     if isinstance(value, dict):
         if set(value) == {"$env"}:
             name = value["$env"]
             if name not in os.environ:
+                if lenient:
+                    return _UNSET
                 raise ConfigError(path, key, f"environment variable {name} is not set")
             return os.environ[name]
         if set(value) == {"$file"}:
@@ -224,12 +233,19 @@ def _resolve_secrets(value: Any, path: Path, key: str) -> Any:
             try:
                 return fpath.read_text(encoding="utf-8").strip()
             except OSError as exc:
+                if lenient:
+                    return _UNSET
                 raise ConfigError(
                     path, key, f"cannot read secret file {fpath}: {exc.strerror}"
                 ) from None
-        return {k: _resolve_secrets(v, path, f"{key}.{k}" if key else k) for k, v in value.items()}
+        resolved = {
+            k: _resolve_secrets(v, path, f"{key}.{k}" if key else k, lenient)
+            for k, v in value.items()
+        }
+        return {k: v for k, v in resolved.items() if v is not _UNSET}
     if isinstance(value, list):
-        return [_resolve_secrets(v, path, f"{key}[{i}]") for i, v in enumerate(value)]
+        items = [_resolve_secrets(v, path, f"{key}[{i}]", lenient) for i, v in enumerate(value)]
+        return [v for v in items if v is not _UNSET]
     return value
 
 
@@ -244,10 +260,22 @@ def _first_error(exc: ValidationError, path: Path) -> ConfigError:
     return ConfigError(path, key, msg)
 
 
-def config_from_dict(data: dict[str, Any], path: Path | str = "<memory>") -> Config:
-    """Validate a parsed TOML document (secrets resolved) into :class:`Config`."""
+def config_from_dict(
+    data: dict[str, Any], path: Path | str = "<memory>", *, read_only: bool = False
+) -> Config:
+    """Validate a parsed TOML document (secrets resolved) into :class:`Config`.
+
+    ``read_only`` (commands that only read the store): a secret whose ``$env`` variable is
+    not set or whose ``$file`` cannot be read is left out instead of stopping the command;
+    such a configuration must not be used to serve traffic."""
     path = Path(path)
-    data = _resolve_secrets(data, path, "")
+    data = _resolve_secrets(data, path, "", read_only)
+    if read_only:
+        tokens = data.get("tokens")
+        if isinstance(tokens, list):  # a token left without its value is of no use here
+            data["tokens"] = [
+                t for t in tokens if not isinstance(t, dict) or "token" in t or "token_sha256" in t
+            ]
     systems = data.get("systems", {})
     if isinstance(systems, dict):
         for name, table in systems.items():
@@ -353,8 +381,9 @@ def _check_references(config: Config, path: Path) -> None:
             )
 
 
-def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
-    """Read and validate a config file; raise :class:`ConfigError` with one readable line."""
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH, *, read_only: bool = False) -> Config:
+    """Read and validate a config file; raise :class:`ConfigError` with one readable line.
+    ``read_only``: see :func:`config_from_dict`."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -366,4 +395,4 @@ def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "", f"not valid TOML: {exc}") from None
-    return config_from_dict(data, path)
+    return config_from_dict(data, path, read_only=read_only)

@@ -10,6 +10,7 @@ needs: ``parse`` for inbound bodies, ``render`` for outbound messages; ``send`` 
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Mapping
 from functools import cached_property
@@ -30,6 +31,17 @@ from gateway.model import (
     Receipt,
     RetryableError,
 )
+from gateway.texts import both as both  # re-exported: the texts a connector writes
+
+
+def answer_snippet(body: bytes, limit: int = 300) -> str:
+    """The start of an answer body as a person reads it: JSON written again without ``\\u``
+    escapes (``chưa được``, not ``ch\\u01b0a``), anything else decoded as UTF-8."""
+    try:
+        text = json.dumps(json.loads(body), ensure_ascii=False)
+    except (ValueError, UnicodeDecodeError):
+        text = body[: limit * 4].decode("utf-8", "replace")
+    return text.strip()[:limit]
 
 
 class NoOptions(BaseModel):
@@ -111,7 +123,7 @@ class Connector:
     async def render(self, message: Message) -> OutboundRequest:
         """Convert a message into this system's request. Raise PermanentError when the
         message cannot be expressed in this format (it is dead-lettered with the reason)."""
-        raise PermanentError(f"system {self.name!r} is not a destination")
+        raise PermanentError(both("err_not_destination", system=repr(self.name)))
 
     async def send(self, session: aiohttp.ClientSession, request: OutboundRequest) -> Receipt:
         """Send one request; return a Receipt or raise Retryable/PermanentError."""
@@ -149,8 +161,7 @@ class Connector:
             return Receipt(status=status, bytes_received=len(body))
         if 300 <= status < 400:
             raise self.redirect_error(status, headers)
-        snippet = body[:300].decode("utf-8", "replace").strip()
-        reason = f"HTTP {status}" + (f": {snippet}" if snippet else "")
+        reason = both("ans_http", answer_snippet(body) or None, status=status)
         if status in (408, 429) or status >= 500:
             raise RetryableError(
                 reason, status=status, retry_after=parse_retry_after(headers.get("Retry-After"))
@@ -160,10 +171,7 @@ class Connector:
     def redirect_error(self, status: int, headers: Mapping[str, str]) -> GatewayError:
         """A 3xx answer: not followed, the attempt failed (see ``redirects`` in the config)."""
         location = mask_text(headers.get("Location", "")[:200]) or "(no Location)"
-        reason = (
-            f"HTTP {status} redirect to {location} not followed: the gateway never sends a "
-            f"document on to another address (check systems.{self.name}.base_url)"
-        )
+        reason = both("err_redirect", status=status, location=location, system=self.name)
         if self.system.redirects == "retry":
             return RetryableError(reason, status=status)
         return PermanentError(reason, status=status)
@@ -171,10 +179,10 @@ class Connector:
     def classify_exception(self, exc: BaseException) -> GatewayError:
         """Transport failures: timeouts, resets and refused connections are retryable."""
         if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-            return RetryableError(f"timeout: {type(exc).__name__}")
+            return RetryableError(both("err_timeout", type(exc).__name__))
         if isinstance(exc, aiohttp.ClientError | OSError):
-            return RetryableError(f"{type(exc).__name__}: {exc}")
-        return PermanentError(f"{type(exc).__name__}: {exc}")
+            return RetryableError(both("err_connection", f"{type(exc).__name__}: {exc}"))
+        return PermanentError(both("err_unexpected", f"{type(exc).__name__}: {exc}"))
 
     async def close(self) -> None:
         """Release what the connector holds (sessions with the remote, files)."""

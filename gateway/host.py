@@ -13,6 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from gateway import pseudonym
 from gateway.config import Config, ConfigError
 from gateway.connector import Connector
 from gateway.engine.intake import Intake, IntakeAnswer
@@ -202,10 +204,16 @@ class Gateway:
         close it after. Messages emitted here are stored; a running gateway delivers them
         within its sweep (``poll_interval``)."""
         plugins = plugins_for(config)
-        store = Store(config.gateway.database, node_id=f"{config.gateway.node_id}-cli")
+        store = Store(
+            config.gateway.database,
+            node_id=f"{config.gateway.node_id}-cli",
+            base_dir=Path(config.base_dir),  # a relative path is the config file's folder's
+        )
         await store.open()
         try:
             await store.upgrade(plugins.migration_dirs())
+            # the gateway's pseudonyms (a message emitted here keyed by a person)
+            pseudonym.install_key(await store.ensure_key(pseudonym.KEY_NAME))
             yield cls(config, store, plugins, None)
         finally:
             await store.close()

@@ -345,3 +345,39 @@ class PermanentError(GatewayError):
 
 class BadRequest(Exception):
     """An inbound body that cannot be read at all (not JSON/XML, not the expected shape)."""
+
+
+def too_deep(values: list[Any], limit: int) -> bool:
+    """Whether any of ``values`` nests lists/objects deeper than ``limit``: level by level,
+    no recursion, no allocation per scalar (parsed JSON holds plain ``dict`` and ``list``)."""
+    level = [v for v in values if type(v) is dict or type(v) is list]
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        add = below.append
+        for value in level:
+            for child in value.values() if type(value) is dict else value:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    add(child)
+        level = below
+    return False
+
+
+def without_too_deep(parsed: ParseResult, limit: int) -> ParseResult:
+    """``parsed`` with every message nested deeper than ``limit`` turned into a rejection (for
+    polled pages, where one bad item must not hold back the others)."""
+    deep = [m for m in parsed.messages if too_deep([m.payload], limit)]
+    if not deep:
+        return parsed
+    gone = {id(m) for m in deep}  # by identity: comparing deep payloads would recurse
+    return ParseResult(
+        messages=[m for m in parsed.messages if id(m) not in gone],
+        rejected=[
+            *parsed.rejected,
+            *(Rejection(m.ref, (f"nested deeper than {limit} levels",)) for m in deep),
+        ],
+    )

@@ -10,7 +10,10 @@ error message the run produced (a pytest plugin, loaded by ``tests/conftest.py``
   summary (masked again, so the summary leaks nothing) and fails the run if anything was found.
 
 An unmasked CCCD is a run of exactly 12 digits standing alone (the mask leaves ``********``
-and four digits). A full name is a name the simulators and fixtures use: family name, one or
+and four digits), or 12 digits written in groups of three or four (``006 135 001 234``,
+``0061.3500.1234``). Keys count as much as text: a dossier key or reference holding a CCCD
+(``02053:006135001234``) is a finding. Exports the tests write into the directory (``.csv``)
+are scanned too. A full name is a name the simulators and fixtures use: family name, one or
 two middle names and a given name from :mod:`plugins.vn_common.names`, or a literal name given
 to a personal-name field in the test and plugin sources; NFC and NFD, raw or JSON-escaped.
 """
@@ -34,6 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_REPORTED = 30
 
 _CCCD = re.compile(r"(?<![0-9A-Za-z])\d{12}(?![0-9A-Za-z])")
+_GROUPED_CCCD = re.compile(
+    r"(?<![0-9A-Za-z])(?:\d{3}([ .])\d{3}\1\d{3}\1\d{3}|\d{4}([ .])\d{4}\2\d{4})(?![0-9A-Za-z])"
+)
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _NAME_LITERAL = re.compile(
     r"""(?:"(?:hoTen|ChuHoSo|TenNguoiNop|HoTen|TenDoiTuong)"\s*:\s*"|hoTen=")([^"{}\\.]+)\""""
@@ -77,6 +83,7 @@ def normalised(text: str) -> str:
 
 def mask_excerpt(text: str, names: re.Pattern[str]) -> str:
     text = _CCCD.sub(lambda m: "*" * 8 + m.group(0)[-4:], text)
+    text = _GROUPED_CCCD.sub(lambda m: "*" * 8 + m.group(0)[-4:], text)
     return names.sub(lambda m: " ".join(f"{w[0]}." for w in m.group(0).split()), text)
 
 
@@ -98,7 +105,11 @@ class Scanner:
         self.sources += 1
         for line in normalised(text).splitlines():
             self.lines += 1
-            for kind, pattern in (("CCCD", _CCCD), ("full name", self.names)):
+            for kind, pattern in (
+                ("CCCD", _CCCD),
+                ("CCCD", _GROUPED_CCCD),
+                ("full name", self.names),
+            ):
                 for m in pattern.finditer(line):
                     lo, hi = max(0, m.start() - 60), min(len(line), m.end() + 60)
                     excerpt = mask_excerpt(line[lo:hi], self.names)
@@ -143,7 +154,7 @@ class PrivacyScan:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         self.log_file.flush()
         for path in sorted(self.directory.rglob("*")):
-            if path.is_file() and path.suffix in (".log", ".txt", ".jsonl", ".json"):
+            if path.is_file() and path.suffix in (".log", ".txt", ".jsonl", ".json", ".csv"):
                 if path.name == "privacy-scan.json":
                     continue
                 text = path.read_text(encoding="utf-8", errors="replace")

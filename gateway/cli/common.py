@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,10 +12,10 @@ from typing import Any, TypeVar
 
 import click
 
-from gateway import model
+from gateway import model, pseudonym
 from gateway.config import DEFAULT_CONFIG_PATH, Config, load_config
 from gateway.model import VN_TZ
-from gateway.store import Store
+from gateway.store import NoDatabase, Store
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,23 +51,50 @@ async def _wrap(coro: Awaitable[T]) -> T:
 
 
 async def with_store(
-    config: Config, fn: Callable[[Store], Awaitable[T]], *, migrate: bool = True
+    config: Config,
+    fn: Callable[[Store], Awaitable[T]],
+    *,
+    migrate: bool = True,
+    read_only: bool = False,
 ) -> T:
-    """Open the configured store (migrated), run ``fn``, close it."""
+    """Open the configured store (migrated), run ``fn``, close it. A relative SQLite path is
+    the config file's folder's; ``read_only`` commands never create a database (a clear
+    error instead)."""
     from gateway.plugins import plugins_for
 
-    store = Store(config.gateway.database, node_id=f"{config.gateway.node_id}-cli")
+    try:
+        store = Store(
+            config.gateway.database,
+            node_id=f"{config.gateway.node_id}-cli",
+            base_dir=Path(config.base_dir),
+            create=not read_only,
+        )
+    except NoDatabase as exc:
+        raise click.ClickException(str(exc)) from None
     await store.open()
     try:
         if migrate:
             await store.upgrade(plugins_for(config).migration_dirs())
+        # the same pseudonyms as the gateway (looking up a dossier key typed with a CCCD)
+        key = await store.read_key(pseudonym.KEY_NAME) if migrate or read_only else None
+        if key is None and migrate and not read_only:
+            key = await store.ensure_key(pseudonym.KEY_NAME)
+        if key is not None:
+            pseudonym.install_key(key)
         return await fn(store)
     finally:
         await store.close()
 
 
-def load(config_path: Path) -> Config:
-    return load_config(config_path)
+def load(config_path: Path, *, read_only: bool = False) -> Config:
+    """The configuration; ``read_only`` commands do not need the systems' secrets."""
+    return load_config(config_path, read_only=read_only)
+
+
+def private_file(path: Path) -> Any:
+    """``path`` opened for writing text, created 0600 (an export holds the office's data)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "w", newline="", encoding="utf-8")
 
 
 def fmt_time(epoch: float | None) -> str:

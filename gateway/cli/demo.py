@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 import time
@@ -40,10 +41,17 @@ DEMO_SECRETS = (
 )
 
 
+def private_dir(directory: Path) -> None:
+    """``directory`` (and missing parents) made, and narrowed to 0700."""
+    directory.mkdir(parents=True, mode=0o700, exist_ok=True)
+    if directory.stat().st_mode & 0o077:
+        directory.chmod(0o700)
+
+
 def demo_database(var: Path, *, keep: bool) -> Path:
     """``var/demo.db``: the demo's own database (never the configured one), removed first
-    (with its WAL files) unless ``keep``."""
-    var.mkdir(parents=True, exist_ok=True)
+    (with its WAL files) unless ``keep``. ``var/`` is 0700 (the database is created 0600)."""
+    private_dir(var)
     path = var / "demo.db"
     if not keep:
         for found in (path, var / "demo.db-wal", var / "demo.db-shm"):
@@ -58,15 +66,25 @@ def demo_config(config: Config, database: Path) -> Config:
 
 
 def ensure_demo_secrets(directory: Path) -> list[Path]:
-    """Create the demo's shared secrets (random, mode 0600) where missing; return new files."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Create the demo's shared secrets (random) where missing; return new files.
+
+    The folder and its parent (``var/``, which holds the database) are 0700; each secret is
+    created 0600 by ``open`` itself (``O_EXCL``), so it is never readable by others, not even
+    between creating and narrowing it. Secrets an older version left readable are narrowed."""
+    private_dir(directory.parent)
+    private_dir(directory)
     created = []
     for name in DEMO_SECRETS:
         path = directory / name
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(24) + "\n", encoding="utf-8")
-            path.chmod(0o600)
-            created.append(path)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_urlsafe(24) + "\n")
+        created.append(path)
     return created
 
 
@@ -117,8 +135,9 @@ def demo(
         click.echo(f"created demo secret {path}", err=True)
     config = demo_config(load(config_path), demo_database(var, keep=keep))
     log_path = Path(config.base_dir) / ".." / "var" / "demo.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    configure_logging("json", stream=log_path.open("a", encoding="utf-8"))
+    private_dir(log_path.parent)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    configure_logging("json", stream=os.fdopen(log_fd, "a", encoding="utf-8"))
     plugins = plugins_for(config)
     try:
         asyncio.run(

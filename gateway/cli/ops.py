@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from gateway.cli.common import (
     json_option,
     load,
     parse_when,
+    private_file,
     run,
     table,
     with_store,
@@ -50,14 +53,21 @@ def deliveries_list(
     as_json: bool,
     config_path: Path,
 ) -> None:
-    config = load(config_path)
+    config = load(config_path, read_only=True)
     flt = DeliveryFilter(status=status, destination=destination, dossier=dossier)
     rows = run(
-        with_store(config, lambda s: s.list_deliveries(flt, limit=limit, before_id=before_id))
+        with_store(
+            config,
+            lambda s: s.list_deliveries(flt, limit=limit, before_id=before_id),
+            read_only=True,
+        )
     )
     for r in rows:
         r.pop("payload", None)
         r["last_error"] = mask_text(r["last_error"]) if r.get("last_error") else None
+        for key in ("dossier_key", "ref"):  # keys stored before pseudonyms, too
+            if isinstance(r.get(key), str):
+                r[key] = mask_text(r[key])
     if as_json:
         echo_json(rows)
         return
@@ -89,24 +99,43 @@ def deliveries_list(
         click.echo(f"(more: --before {rows[-1]['id']})", err=True)
 
 
-@deliveries.command("show", help="One delivery with every attempt.")
+@deliveries.command(
+    "show", help="One delivery with every attempt (personal data masked unless --reveal)."
+)
 @click.argument("delivery_id", type=int)
+@click.option(
+    "--reveal",
+    is_flag=True,
+    help="Show the payload in full, personal data unmasked (recorded in the audit log).",
+)
+@click.option("--actor", default=None, help="Who reveals (default: the OS user).")
 @json_option
 @config_option
-def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
-    config = load(config_path)
+def deliveries_show(
+    delivery_id: int, reveal: bool, actor: str | None, as_json: bool, config_path: Path
+) -> None:
+    config = load(config_path, read_only=True)
+    who = f"cli:{actor or getpass.getuser()}"
 
     async def fetch(store: Store) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        return await store.get_delivery(delivery_id), await store.list_log(
-            LogFilter(delivery_id=delivery_id), limit=1000
-        )
+        found = await store.get_delivery(delivery_id)
+        if found is not None and reveal:  # recorded before anything is shown
+            await store.audit(who, "reveal", f"delivery {delivery_id}", "payload in full")
+        return found, await store.list_log(LogFilter(delivery_id=delivery_id), limit=1000)
 
-    delivery, attempts = run(with_store(config, fetch))
+    delivery, attempts = run(with_store(config, fetch, read_only=True))
     if delivery is None:
         raise click.ClickException(f"no delivery with id {delivery_id}")
-    delivery["payload"] = masked_json(delivery["payload"])
+    if reveal:
+        with contextlib.suppress(ValueError, RecursionError):  # else shown as stored
+            delivery["payload"] = json.loads(delivery["payload"])
+    else:
+        delivery["payload"] = masked_json(delivery["payload"])
     if delivery.get("last_error"):
         delivery["last_error"] = mask_text(delivery["last_error"])
+    for key in ("dossier_key", "ref"):
+        if isinstance(delivery.get(key), str):
+            delivery[key] = mask_text(delivery[key])
     for attempt in attempts:
         if attempt.get("error_message"):
             attempt["error_message"] = mask_text(attempt["error_message"])
@@ -131,6 +160,9 @@ def deliveries_show(delivery_id: int, as_json: bool, config_path: Path) -> None:
         click.echo(f"{key:>16}: {delivery.get(key) if delivery.get(key) is not None else ''}")
     for key in ("created_at", "next_attempt_at", "deadline_at", "delivered_at"):
         click.echo(f"{key:>16}: {fmt_time(delivery.get(key))}")
+    click.echo()
+    click.echo("payload (in full, audited):" if reveal else "payload (personal data masked):")
+    click.echo(json.dumps(delivery["payload"], ensure_ascii=False, indent=2))
     click.echo()
     click.echo(
         table(
@@ -212,7 +244,7 @@ def deliveries_export(
     until: str | None,
     config_path: Path,
 ) -> None:
-    config = load(config_path)
+    config = load(config_path, read_only=True)
     flt = LogFilter(
         system=system,
         outcome=outcome,
@@ -223,7 +255,7 @@ def deliveries_export(
 
     async def export(store: Store) -> int:
         total = await store.count_log(flt)
-        handle = out_path.open("w", newline="", encoding="utf-8") if out_path else sys.stdout
+        handle = private_file(out_path) if out_path else sys.stdout
         written = 0
         try:
             writer = csv_writer(handle)
@@ -239,7 +271,7 @@ def deliveries_export(
                 handle.close()
         return written
 
-    count = run(with_store(config, export))
+    count = run(with_store(config, export, read_only=True))
     click.echo(f"exported {count} attempts" + (f" to {out_path}" if out_path else ""), err=True)
 
 
@@ -253,11 +285,15 @@ def dossiers() -> None:
 @json_option
 @config_option
 def dossiers_show(mahoso: str, as_json: bool, config_path: Path) -> None:
-    config = load(config_path)
-    timeline = run(with_store(config, lambda s: s.dossier_timeline(mahoso)))
+    config = load(config_path, read_only=True)
+    timeline = run(with_store(config, lambda s: s.dossier_timeline(mahoso), read_only=True))
     if not timeline["messages"] and not timeline["deliveries"]:
         raise click.ClickException(f"no dossier {mahoso!r} is known to the gateway")
     if as_json:
+        for row in (*timeline["messages"], *timeline["deliveries"], *timeline["attempts"]):
+            for key in ("dossier_key", "ref", "external_id", "error_message", "last_error"):
+                if isinstance(row.get(key), str):
+                    row[key] = mask_text(row[key])
         echo_json(timeline)
         return
     events: list[tuple[float, str]] = []
@@ -293,9 +329,11 @@ def log_group() -> None:
 )
 @config_option
 def log_verify(config_path: Path) -> None:
-    config = load(config_path)
+    config = load(config_path, read_only=True)
     pruned = config.gateway.log_retention_days is not None
-    checked, problems = run(with_store(config, lambda s: s.verify_log(pruned=pruned)))
+    checked, problems = run(
+        with_store(config, lambda s: s.verify_log(pruned=pruned), read_only=True)
+    )
     for p in problems[:50]:
         click.echo(f"BROKEN {p}")
     if problems:

@@ -179,7 +179,11 @@ def db_upgrade(config_path: Path) -> None:
     config = load(config_path)
 
     async def upgrade() -> set[str]:
-        store = Store(config.gateway.database, node_id=config.gateway.node_id)
+        store = Store(
+            config.gateway.database,
+            node_id=config.gateway.node_id,
+            base_dir=Path(config.base_dir),
+        )
         await store.open()
         try:
             dirs = plugins_for(config).migration_dirs()

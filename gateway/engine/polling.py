@@ -16,6 +16,7 @@ import aiohttp
 from gateway.connector import Connector
 from gateway.engine.worker import DeliveryEngine
 from gateway.log import get_logger
+from gateway.model import without_too_deep
 from gateway.store import Store, StoreUnavailable
 
 log = get_logger("gateway.polling")
@@ -34,6 +35,7 @@ def poller(
     async def poll_once() -> None:
         cursor = await store.get_cursor(system)
         parsed, new_cursor = await connector().poll(session, cursor)
+        parsed = without_too_deep(parsed, engine.config.limits.max_nesting_depth)
         try:
             answer = await engine.submit(system, parsed)  # the one intake
         except StoreUnavailable as exc:

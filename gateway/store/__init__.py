@@ -12,7 +12,7 @@ from gateway.store.records import (
     LogFilter,
     StoreUnavailable,
 )
-from gateway.store.store import Store
+from gateway.store.store import NoDatabase, Store
 
 __all__ = [
     "AttemptRecord",
@@ -21,6 +21,7 @@ __all__ = [
     "IngestResult",
     "IntakeItem",
     "LogFilter",
+    "NoDatabase",
     "Store",
     "StoreUnavailable",
 ]

@@ -9,6 +9,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model import DeliveryStatus
+from gateway.pseudonym import pseudonymise_key
 from gateway.store.records import GENESIS, DeliveryFilter, LogFilter, log_hash
 from gateway.store.tables import breakers, deliveries, delivery_log, messages, poll_cursors
 
@@ -121,7 +122,7 @@ class ReadQueries:
         if flt.destination:
             query = query.where(d.c.destination == flt.destination)
         if flt.dossier:
-            query = query.where(d.c.dossier_key == flt.dossier)
+            query = query.where(d.c.dossier_key == pseudonymise_key(flt.dossier))
         if before_id is not None:
             query = query.where(d.c.id < before_id)
         async with self.reader.connect() as conn:
@@ -136,7 +137,7 @@ class ReadQueries:
         if flt.outcome:
             q = q.where(delivery_log.c.outcome == flt.outcome)
         if flt.dossier:
-            q = q.where(delivery_log.c.dossier_key == flt.dossier)
+            q = q.where(delivery_log.c.dossier_key == pseudonymise_key(flt.dossier))
         if flt.since is not None:
             q = q.where(delivery_log.c.at >= flt.since)
         if flt.until is not None:
@@ -179,7 +180,9 @@ class ReadQueries:
             return int((await conn.execute(q)).scalar_one())
 
     async def dossier_timeline(self, dossier_key: str) -> dict[str, Any]:
-        """Every message and attempt for one dossier key, across systems, in time order."""
+        """Every message and attempt for one dossier key, across systems, in time order. A
+        key typed with a full CCCD finds what is stored under its pseudonym."""
+        dossier_key = pseudonymise_key(dossier_key)
         async with self.reader.connect() as conn:
             msgs = [
                 dict(r._mapping)
@@ -192,6 +195,7 @@ class ReadQueries:
                         messages.c.ref,
                         messages.c.revision,
                         messages.c.received_at,
+                        messages.c.parent_delivery_id,
                     )
                     .where(messages.c.dossier_key == dossier_key)
                     .order_by(messages.c.id)

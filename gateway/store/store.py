@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from gateway.log import get_logger
 from gateway.model import DeliveryStatus
 from gateway.store import cluster, migrate, writes
+from gateway.store import keys as store_keys
 from gateway.store.reads import ReadQueries
 from gateway.store.records import (
     AttemptRecord,
@@ -62,6 +64,7 @@ __all__ = [  # the records are re-exported: callers import them from here too
     "IngestResult",
     "IntakeItem",
     "LogFilter",
+    "NoDatabase",
     "Store",
     "StoreUnavailable",
 ]
@@ -83,6 +86,31 @@ LISTEN_RETRY_SECONDS = 2.0
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 
+class NoDatabase(Exception):
+    """A read-only command was pointed at a SQLite database that does not exist."""
+
+
+#: the database, its write-ahead log and shared-memory index: every beneficiary in clear
+SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
+
+
+def _private_sqlite_file(db: Path) -> None:
+    """Make the database's folder (0700 when created here) and file (0600) private *before*
+    SQLite opens it: SQLite creates ``-wal``, ``-shm`` and ``-journal`` with the mode of the
+    database file, so there is no moment where any of them is readable by others. Files an
+    older version left readable are narrowed to 0600 too."""
+    if not db.parent.exists():
+        db.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        db.parent.chmod(0o700)  # mkdir's mode is filtered by the umask
+    fd = os.open(db, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for suffix in SQLITE_SIDE_FILES:
+        path = db.with_name(db.name + suffix)
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+
+
 def _async_url(url: str) -> str:
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
@@ -94,14 +122,31 @@ def _async_url(url: str) -> str:
 class Store(ReadQueries):
     """The gateway's database. Open with :meth:`open`, close with :meth:`close`."""
 
-    def __init__(self, url: str, *, node_id: str = "node", base_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        node_id: str = "node",
+        base_dir: Path | None = None,
+        create: bool = True,
+    ) -> None:
+        """``base_dir``: the folder a relative SQLite path is resolved against (the config
+        file's). ``create=False`` (read-only commands): a SQLite file that does not exist is
+        :class:`NoDatabase`, never created."""
         parsed = make_url(_async_url(url))
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.path: Path | None = None
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             db = Path(parsed.database)
             if not db.is_absolute() and base_dir is not None:
-                db = base_dir / db
-            db.parent.mkdir(parents=True, exist_ok=True)
+                db = Path(os.path.normpath(base_dir / db))
+            if not create and not db.is_file():
+                raise NoDatabase(
+                    f"no database at {db} (gateway.database {url!r}): a read-only command "
+                    "never creates one; check --config, or run `gateway db upgrade` first"
+                )
+            _private_sqlite_file(db)
+            self.path = db
             parsed = parsed.set(database=str(db))
         self.url = parsed.render_as_string(hide_password=False)
         self.node_id = node_id
@@ -519,6 +564,22 @@ class Store(ReadQueries):
         """
         now = time.time() if now is None else now
         return await self.write(self.writes.retry_dead, ids, actor, now, extend)
+
+    # -- sessions and keys every node shares -------------------------------------------------
+    async def revoke_session(self, sid: str, expires_at: float, actor: str = "") -> None:
+        """A signed-out session: refused by every node, across restarts, until it expires."""
+        await self.write(store_keys.revoke_session, sid, expires_at, actor, time.time())
+
+    async def session_revoked(self, sid: str) -> bool:
+        return await store_keys.session_revoked(self.reader, sid)
+
+    async def read_key(self, name: str) -> str | None:
+        """The key ``name`` if it was ever made (never makes one)."""
+        return await store_keys.read_key(self.reader, name)
+
+    async def ensure_key(self, name: str) -> str:
+        """The database's random key ``name`` (made on first use; the same on every node)."""
+        return await self.write(store_keys.ensure_key, name, time.time())
 
     async def audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
         await self.write(writes.audit, [(actor, action, target, detail)])

@@ -170,3 +170,23 @@ schedules = Table(
     Column("last_error", Text),
     Column("runs", BigInteger, nullable=False, server_default="0"),
 )
+
+#: signed-out dashboard sessions (migration 0004), refused by every node until they expire
+revoked_sessions = Table(
+    "revoked_sessions",
+    metadata,
+    Column("sid", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=False),
+    Column("actor", String(128), nullable=False, server_default=""),
+)
+Index("ix_revoked_sessions_expires", revoked_sessions.c.expires_at)
+
+#: random keys made once per database (migration 0004), e.g. the CCCD pseudonym key
+gateway_keys = Table(
+    "gateway_keys",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
+)

@@ -125,6 +125,9 @@ def hooks_markdown() -> str:
 API_NOTES = {
     "FAULTS_KEY": "The app key of a simulator's fault state (`app[FAULTS_KEY].profile = ...`).",
     "PROFILES": "The named fault profiles (`none`, `slow`, `flaky`, `rural`, ...).",
+    "LANGS": 'The dashboard\'s languages, Vietnamese first: `("vi", "en")`.',
+    "MESSAGES": "The one catalogue: `MESSAGES[lang][key]`; a plugin's page strings are keys "
+    "there (the social-assistance plugin's start with `sa_`), in both languages.",
     "RegisterConnector": "The `register(name, factory)` callback of `gateway_register_connectors`.",
     "RegisterSimulator": "The `register(name, factory)` callback of `gateway_register_simulators`.",
     "RegisterJob": "The `register(name, interval_seconds, job)` callback of "

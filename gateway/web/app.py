@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from gateway import pseudonym
 from gateway.config import Config
 from gateway.connector import Connector
 from gateway.engine.intake import Intake
@@ -106,10 +108,13 @@ def create_app(config: Config, *, plugins: Plugins | None = None) -> web.Applica
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = need(app, CONFIG)
-    store = Store(config.gateway.database, node_id=config.gateway.node_id, base_dir=None)
+    store = Store(
+        config.gateway.database, node_id=config.gateway.node_id, base_dir=Path(config.base_dir)
+    )
     await store.open()
     try:
         await store.upgrade(need(app, PLUGINS).migration_dirs())
+        pseudonym.install_key(await store.ensure_key(pseudonym.KEY_NAME))
         app[STORE] = store
         yield
     finally:

@@ -58,8 +58,9 @@ def log_csv_row(row: dict[str, Any]) -> dict[str, Any]:
     out = {col: row.get(col) for col in LOG_COLUMNS}
     out["at"] = export_time(row.get("at"))
     out["next_attempt_at"] = export_time(row.get("next_attempt_at"))
-    if out.get("error_message"):
-        out["error_message"] = mask_text(str(out["error_message"]))
+    for key in ("error_message", "dossier_key"):  # a key stored before pseudonyms, too
+        if out.get(key):
+            out[key] = mask_text(str(out[key]))
     return {k: _cell(v) for k, v in out.items()}
 
 

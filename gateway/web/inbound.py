@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 from aiohttp import web
 
 from gateway.engine.worker import IntakeRefused
 from gateway.log import get_logger, mask_text
-from gateway.model import BadRequest
+from gateway.model import BadRequest, too_deep
 from gateway.signing import SignatureError, check_body, check_headers
 from gateway.store import StoreUnavailable
 from gateway.web.errors import ApiError
@@ -50,18 +49,6 @@ class UnsignedBudget:
 
 
 BUDGET = web.AppKey("unsigned_budget", UnsignedBudget)
-
-
-def too_deep(values: list[Any], limit: int) -> bool:
-    """Whether any of ``values`` nests lists/objects deeper than ``limit`` (no recursion)."""
-    stack: list[tuple[Any, int]] = [(v, 1) for v in values]
-    while stack:
-        value, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
-    return False
 
 
 async def inbound(request: web.Request) -> web.Response:

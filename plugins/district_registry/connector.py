@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from gateway.connector import Connector
+from gateway.connector import Connector, both
 from gateway.model import (
     BadRequest,
     Message,
@@ -105,19 +105,17 @@ class RegistryConnector(Connector):
         if 200 <= status < 300:
             answer = _answer(body)
             if isinstance(answer, tuple) and answer[0] == "BienNhan":
-                detail = f"BienNhan {answer[1].get('soBienNhan', '?')}"
+                detail = both("ans_registry_receipt", number=answer[1].get("soBienNhan", "?"))
             else:
                 reason = answer if isinstance(answer, str) else f"{answer[0]} instead of BienNhan"
-                detail = f"accepted (HTTP {status}) but the answer is unreadable: {reason}"
+                detail = both("ans_unreadable", reason, status=status)
             return self._accepted(status, detail, body, ma_ho_so, revision)
         if status == 409:
-            detail = f"the registry already has revision {revision} (409)"
+            detail = both("ans_registry_has", revision=revision)
             return self._accepted(status, detail, body, ma_ho_so, revision)
         if status == 400:
             _, reason = _loi(body)
-            raise PermanentError(
-                f"registry refused the document as invalid (gateway bug): {reason}", status=400
-            )
+            raise PermanentError(both("err_registry_invalid", reason), status=400)
         if status == 422:
             ma, reason = _loi(body)
             refused = Message(
@@ -131,7 +129,7 @@ class RegistryConnector(Connector):
             # no retry can help until the citizen supplements (a new revision comes then).
             return Receipt(
                 status=422,
-                detail=f"refused by the registry ({ma or 'no code'}): {reason}",
+                detail=both("ans_registry_refused", reason, code=ma or "?"),
                 bytes_received=len(body),
                 follow_ups=[refused],
             )
@@ -160,25 +158,28 @@ class RegistryConnector(Connector):
         if 200 <= status < 300:
             answer = _answer(body)
             if isinstance(answer, tuple) and answer[0] == "TiepNhan":
-                detail = f"TiepNhan ky={ky} maXa={ma_xa} soDong={answer[1].get('soDong', '?')}"
+                detail = both(
+                    "ans_registry_took_list",
+                    ky=ky,
+                    commune=ma_xa,
+                    lines=answer[1].get("soDong", "?"),
+                )
             else:
                 reason = answer if isinstance(answer, str) else f"{answer[0]} instead of TiepNhan"
-                detail = f"received (HTTP {status}) but the answer is unreadable: {reason}"
+                detail = both("ans_unreadable", reason, status=status)
             return Receipt(status=status, detail=detail, bytes_received=len(body))
         if status == 409:
             return Receipt(
                 status=status,
-                detail=f"the registry already has the list for ky={ky} maXa={ma_xa} (409)",
+                detail=both("ans_registry_has_list", ky=ky, commune=ma_xa),
                 bytes_received=len(body),
             )
         if status == 400:
             _, reason = _loi(body)
-            raise PermanentError(
-                f"registry refused the document as invalid (gateway bug): {reason}", status=400
-            )
+            raise PermanentError(both("err_registry_invalid", reason), status=400)
         if status == 422:
             ma, reason = _loi(body)
             raise PermanentError(
-                f"registry refused the suspension list ({ma or 'no code'}): {reason}", status=422
+                both("err_registry_list_refused", reason, code=ma or "?"), status=422
             )
         return super().classify_response(status, body, headers, request)

@@ -24,7 +24,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from gateway.api import SystemConfig
-from gateway.connector import Connector
+from gateway.connector import Connector, both
 from gateway.model import (
     BadRequest,
     GatewayError,
@@ -117,7 +117,7 @@ class OneStopShopConnector(Connector):
             document = decode_document(raw)
             return parse_document(document), next_cursor(document, cursor)
         except BadRequest as exc:
-            raise PermanentError(f"poll: {exc}", status=status) from None
+            raise PermanentError(both("err_oss_poll", str(exc)), status=status) from None
 
     # -- outbound: render ------------------------------------------------------------------
     async def render(self, message: Message) -> OutboundRequest:
@@ -125,7 +125,7 @@ class OneStopShopConnector(Connector):
         ``decision.issued`` -> the result (DongBoHoSoMC, merged into the dossier at send)."""
         payload = message.payload
         if not isinstance(payload, Mapping):
-            raise PermanentError(f"{message.event}: payload must be a JSON object")
+            raise PermanentError(both("err_payload_object", message.event))
         if message.event == "dossier.accepted":
             ma = results.require_text(payload, "MaHoSo", message.event)
             return self._progress(ma, STATUS_PROCESSING, ACCEPTED_TEXT, payload)
@@ -137,10 +137,7 @@ class OneStopShopConnector(Connector):
             return self._progress(ma, STATUS_SUPPLEMENT_REQUESTED, text, payload)
         if message.event == "decision.issued":
             return self._result(payload)
-        raise PermanentError(
-            f"hệ thống một cửa không nhận sự kiện {message.event} "
-            f"(the one-stop-shop connector cannot send event {message.event!r})"
-        )
+        raise PermanentError(both("err_oss_event", event=repr(message.event)))
 
     def _progress(
         self, ma: str, status: str, text: str, payload: Mapping[str, Any]
@@ -184,18 +181,12 @@ class OneStopShopConnector(Connector):
 
     def _madonvi(self) -> str:
         if not self.options.madonvi:
-            raise PermanentError(
-                f"chưa cấu hình madonvi cho hệ thống {self.name} "
-                f"(systems.{self.name}.madonvi is not set)"
-            )
+            raise PermanentError(both("err_not_set", system=self.name, key="madonvi"))
         return self.options.madonvi
 
     def _url(self, path: str) -> str:
         if not self.system.base_url:
-            raise PermanentError(
-                f"chưa cấu hình base_url cho hệ thống {self.name} "
-                f"(systems.{self.name}.base_url is not set)"
-            )
+            raise PermanentError(both("err_not_set", system=self.name, key="base_url"))
         return self.system.base_url.rstrip("/") + "/" + path.lstrip("/")
 
     # -- outbound: send --------------------------------------------------------------------
@@ -204,15 +195,20 @@ class OneStopShopConnector(Connector):
         try:
             call = json.loads(request.body)
         except ValueError:
-            raise PermanentError("the rendered request is not JSON (a gateway bug)") from None
+            raise PermanentError(both("err_oss_not_json")) from None
         if not isinstance(call, dict) or not isinstance(call.get("service"), str):
-            raise PermanentError("the rendered request names no service (a gateway bug)")
+            raise PermanentError(both("err_oss_no_service"))
         if request.context.get("kind") == KIND_RESULT:
             return await self._send_result(session, call, request)
         _, size = await self._call(session, call, request.headers)
         ma = request.context.get("MaHoSo", "")
         step = request.context.get("TrangThai")
-        detail = f"{call['service']} {ma}" + (f" TrangThai {step}" if step else "")
+        detail = both(
+            "ans_oss_sent",
+            service=call["service"],
+            dossier=ma,
+            step=f" TrangThai {step}" if step else "",
+        )
         return Receipt(status=200, detail=detail, bytes_received=size)
 
     async def _send_result(
@@ -225,29 +221,33 @@ class OneStopShopConnector(Connector):
         answer, looked = await self._call(session, lookup, {})
         found = answer.get("result")
         if not isinstance(found, list):
-            raise PermanentError(f"{SERVICE_LOOKUP}: the answer has no result list", status=200)
+            raise PermanentError(both("err_oss_no_list", service=SERVICE_LOOKUP), status=200)
         dossier = next(
             (d for d in found if isinstance(d, Mapping) and str(d.get("MaHoSo", "")) == ma), None
         )
         if dossier is None and request.context.get("loai") != "huong":
             # adjustments, suspensions, resumptions and stops are often the registry's own
             # (an age bound, three unpaid months): no desk dossier, nothing to return there
-            detail = f"{ma}: no dossier at the one-stop-shop; decision {so} is the registry's own"
+            detail = both("ans_oss_registry_own", dossier=ma, decision=so)
             return Receipt(status=200, detail=detail, bytes_received=looked)
         if dossier is None:
             raise PermanentError(
-                f"hệ thống một cửa không có hồ sơ {ma} "
-                f"(unknown dossier at the one-stop-shop: cannot return decision {so})",
-                status=200,
+                both("err_oss_unknown_dossier", dossier=ma, decision=so), status=200
             )
         if results.has_result(dossier, so):
-            detail = f"{ma}: already has the result (quyết định {so})"
+            detail = both("ans_oss_has_result", dossier=ma, decision=so)
             return Receipt(status=200, detail=detail, bytes_received=looked)
         named = {k: request.context.get(k) or None for k in ("soDinhDanh", "hoTen")}
         results.check_same_person(dossier, {"so": so, **named})
         merged = results.merge_result(dossier, patch)
         _, size = await self._call(session, {**call, "data": [merged]}, request.headers)
-        detail = f"{SERVICE_SYNC} {ma}: result {so}, TrangThaiHoSo {merged['TrangThaiHoSo']}"
+        detail = both(
+            "ans_oss_result",
+            service=SERVICE_SYNC,
+            dossier=ma,
+            decision=so,
+            state=merged["TrangThaiHoSo"],
+        )
         return Receipt(status=200, detail=detail, bytes_received=looked + size)
 
     async def _call(
@@ -266,11 +266,7 @@ class OneStopShopConnector(Connector):
             if code != CODE_SESSION_EXPIRED:
                 raise self._adapter_error(service, code, answer)
             stale = token
-        raise RetryableError(
-            f"{service}: phiên đăng nhập hết hạn ngay sau khi đăng nhập lại "
-            "(the session expired again right after a fresh login)",
-            status=200,
-        )
+        raise RetryableError(both("err_oss_session", service=service), status=200)
 
     async def _session(self, session: aiohttp.ClientSession, stale: str | None) -> str:
         """The current token, logging in when there is none or it is ``stale``.
@@ -287,29 +283,26 @@ class OneStopShopConnector(Connector):
     async def _login(self, session: aiohttp.ClientSession) -> str:
         password = self.options.password
         if not self.options.username or password is None:
-            raise PermanentError(
-                "đăng nhập thất bại: chưa cấu hình username/password "
-                f"(login impossible: set systems.{self.name}.username and password)"
-            )
+            raise PermanentError(both("err_oss_login_config", system=self.name))
         credentials = {"username": self.options.username, "password": password.get_secret_value()}
         answer, _ = await self._post(session, "/auth", credentials, {}, "auth")
         code = code_of(answer.get("error_code"))
         token = answer.get("session")
         if code in RETRYABLE_CODES:
-            raise RetryableError(f"auth: error_code {code}: {_message_of(answer)}", status=200)
+            raise RetryableError(
+                both("err_oss_code", _message_of(answer), service="auth", code=code), status=200
+            )
         if code not in ("0", CODE_OK):
             raise PermanentError(
-                f"đăng nhập thất bại: {_message_of(answer) or 'error_code ' + code} "
-                "(login refused: check username/password in the config)",
+                both("err_oss_login_refused", _message_of(answer) or f"error_code {code}"),
                 status=200,
             )
         if not isinstance(token, str) or not token:
-            raise PermanentError("auth: the answer has no session token", status=200)
+            raise PermanentError(both("err_oss_no_token"), status=200)
         return token
 
     def _adapter_error(self, service: str, code: str, answer: Mapping[str, Any]) -> GatewayError:
-        message = _message_of(answer) or "(no message)"
-        reason = f"{service}: error_code {code or '(none)'}: {message}"
+        reason = both("err_oss_code", _message_of(answer) or "–", service=service, code=code or "–")
         if code in RETRYABLE_CODES:
             return RetryableError(reason, status=200)
         return PermanentError(reason, status=200)
@@ -351,7 +344,7 @@ class OneStopShopConnector(Connector):
             answer = None
         if not isinstance(answer, dict):
             raise RetryableError(
-                f"{where}: HTTP {status} but the answer is not a JSON object", status=status
+                both("err_oss_not_object", where=where, status=status), status=status
             )
         return answer, len(raw)
 
@@ -367,7 +360,7 @@ class OneStopShopConnector(Connector):
             self.classify_response(status, raw, headers, request)
         except GatewayError as exc:
             raise _prefixed(where, exc) from None
-        raise PermanentError(f"{where}: unexpected HTTP {status}", status=status)
+        raise PermanentError(both("err_oss_unexpected", where=where, status=status), status=status)
 
     def _timeout(self) -> aiohttp.ClientTimeout:
         t = self.system.timeout

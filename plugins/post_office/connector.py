@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from gateway.connector import Connector
+from gateway.connector import Connector, both
 from gateway.model import Message, OutboundRequest, ParseResult, PermanentError, Receipt
 from gateway.xmlsafe import XmlAnswer, body_snippet, error_answer, read_answer
 from plugins.post_office.payment_list import render_payment_list
@@ -41,10 +41,7 @@ class PostOfficeConnector(Connector):
 
     async def render(self, message: Message) -> OutboundRequest:
         if message.event != EVENT_PAYMENT_LIST:
-            raise PermanentError(
-                f"bưu điện không nhận sự kiện {message.event!r} "
-                f"(the post office takes only {EVENT_PAYMENT_LIST!r}, not {message.event!r})"
-            )
+            raise PermanentError(both("err_po_event", event=repr(message.event)))
         rendered = render_payment_list(message.payload)
         return OutboundRequest(
             method="POST",
@@ -75,19 +72,17 @@ class PostOfficeConnector(Connector):
         if status == 409:
             return Receipt(
                 status=status,
-                detail=f"đã nhận lanGui này trước đó (this lanGui was already received): {which}",
+                detail=both("ans_po_already", which),
                 bytes_received=len(body),
             )
         if status == 400:
             raise PermanentError(
-                f"tài liệu không hợp lệ, lỗi của gateway (invalid document (gateway bug)): "
-                f"{self._loi_reason(body)} [{which}]",
+                both("err_po_invalid", f"{self._loi_reason(body)} [{which}]"),
                 status=status,
             )
         if status == 422:
             raise PermanentError(
-                f"bên chi trả từ chối danh sách (the payer refused the list): "
-                f"{self._loi_reason(body)} [{which}]",
+                both("err_po_refused", f"{self._loi_reason(body)} [{which}]"),
                 status=status,
             )
         return super().classify_response(status, body, headers, request)
@@ -95,16 +90,15 @@ class PostOfficeConnector(Connector):
     def _receipt_detail(self, body: bytes, sent: object, which: str) -> str:
         answer = read_answer(body)
         if not isinstance(answer, XmlAnswer) or answer.tag != TIEP_NHAN:
-            return f"không đọc được TiepNhan (TiepNhan unreadable) [{which}]"
+            return both("ans_po_unreadable", which)
         so_dong = answer.attributes.get("soDong", "?")
-        detail = f"TiepNhan soDong={so_dong}"
         if sent is not None and so_dong != str(sent):
-            detail += f" (gửi {sent} dòng; {sent} lines were sent)"
-        return f"{detail} [{which}]"
+            return both("ans_po_received_differs", which, lines=so_dong, sent=sent)
+        return both("ans_po_received", which, lines=so_dong)
 
     def _loi_reason(self, body: bytes) -> str:
         found = error_answer(read_answer(body), LOI)
         if found is not None and any(found):
             code, reason = mask_digits(found[0]), mask_digits(found[1])
             return f"{code}: {reason}" if code else reason
-        return mask_digits(body_snippet(body, 300)) or "(không có lý do; no reason given)"
+        return mask_digits(body_snippet(body, 300)) or both("ans_no_reason")

@@ -2,17 +2,20 @@
 
 One ``payment.results`` message per result line:
 
-* ``external_id`` = ``"{ky}:{maXa}:{soDinhDanh}:{loaiDoiTuong or ''}"`` (a carer's ``cs``
+* ``external_id`` = ``"{ky}:{maXa}:{P}:{loaiDoiTuong or ''}"`` (a carer's ``cs``
   line and the carer's own line are different results);
-* ``ref`` = ``soDinhDanh``; ``dossier_key`` = ``"{maXa}:{soDinhDanh}"``;
+* ``ref`` = ``P``; ``dossier_key`` = ``"{maXa}:{P}"``, where ``P`` is the soDinhDanh's
+  keyed pseudonym (:func:`gateway.pseudonym.pseudonym`, ``********1234-<16 hex>``): no key,
+  reference or label holds a full CCCD, and the same person always gets the same one;
 * ``payload`` = ``{"ky", "maXa"}`` plus every attribute the line carries, as the wire
   strings, except ``soTien`` which is an ``int`` (whole VND). Absent optional attributes
   are absent from the payload (never ``None``).
 
 A body that is not XML, is hostile (DOCTYPE, too deep, too large), is not a ``KetQuaChiTra``
 or whose own attributes are invalid raises :class:`BadRequest`. Lines that fail the XSD or
-the checks below are :class:`Rejection` items (``ref`` is the soDinhDanh, or ``dong-N`` when
-the line has no valid one); the good lines beside them are accepted:
+the checks below are :class:`Rejection` items (``ref`` is ``dong-N``, the line's number,
+followed by the masked soDinhDanh when it has the form of one: ``dong-3:********1234``); the
+good lines beside them are accepted:
 
 * ``soDinhDanh`` must be a valid CCCD (``validate_cccd``);
 * ``da_chi`` (paid) needs ``soTien > 0`` and ``ngayChi``; ``chua_chi`` (unpaid) needs
@@ -26,6 +29,7 @@ import re
 
 from lxml import etree
 
+from gateway.api import mask_id, pseudonym
 from gateway.model import BadRequest, Message, ParseResult, Rejection
 from gateway.xmlsafe import XmlError, parse_xml
 from plugins.post_office.wire import DONG, KET_QUA_CHI_TRA, NS, RESULT_ATTRS, locate_errors
@@ -67,7 +71,7 @@ def parse_results(body: bytes) -> ParseResult:
                 "(duplicate line: this person and loaiDoiTuong already have a result here)"
             ]
         if errors:
-            ref = cccd if _CCCD.fullmatch(cccd) else f"dong-{index + 1}"
+            ref = f"dong-{index + 1}" + (f":{mask_id(cccd)}" if _CCCD.fullmatch(cccd) else "")
             result.rejected.append(
                 Rejection(ref=ref, errors=tuple(f"dòng {index + 1}: {e}" for e in errors))
             )
@@ -118,10 +122,11 @@ def _message(ky: str, ma_xa: str, line: etree._Element) -> Message:
         value = line.get(name)
         if value is not None:
             payload[name] = int(value) if name == "soTien" else value
+    person = pseudonym(cccd)
     return Message(
         event=EVENT,
-        external_id=f"{ky}:{ma_xa}:{cccd}:{line.get('loaiDoiTuong', '')}",
+        external_id=f"{ky}:{ma_xa}:{person}:{line.get('loaiDoiTuong', '')}",
         payload=payload,
-        dossier_key=f"{ma_xa}:{cccd}",
-        ref=cccd,
+        dossier_key=f"{ma_xa}:{person}",
+        ref=person,
     )

@@ -6,6 +6,7 @@ import csv
 import getpass
 import io
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,10 @@ def _cli_actor() -> str:
         return "cli"
 
 
-def _config(path: Path) -> Config:
+def _config(path: Path, *, read_only: bool = False) -> Config:
+    """The configuration; ``read_only`` commands need none of the systems' secrets."""
     try:
-        return load_config(path)
+        return load_config(path, read_only=read_only)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -148,8 +150,8 @@ def send(
 def held_cmd(config_path: Path) -> None:
     """Decisions held for an operator (registry amount ≠ rules, or a grant starting before
     the rules allow: both months)."""
-    config = _config(config_path)
-    rows = run(with_store(config, service.held))
+    config = _config(config_path, read_only=True)
+    rows = run(with_store(config, service.held, read_only=True))
     columns = ["id", "so", "maHoSo", "ngayKy", "state", "registry_amount", "rules_amount"]
     if any(r.get("registry_month") for r in rows):
         columns += ["registry_month", "rules_month"]
@@ -207,12 +209,14 @@ def monthly_cmd(
     """Beneficiaries and amounts by category and commune, changes, arrears, carried unpaid,
     suspension candidates and timeliness."""
     month = _month(month_text)
-    config = _config(config_path)
+    config = _config(config_path, read_only=True)
     try:
         domain = load_domain(config)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    data = run(with_store(config, lambda store: service.monthly(store, domain, month)))
+    data = run(
+        with_store(config, lambda store: service.monthly(store, domain, month), read_only=True)
+    )
     if fmt == "xlsx":
         body = documents.report_xlsx(
             data,
@@ -250,8 +254,11 @@ def monthly_cmd(
 
 
 def _write(path: Path, body: bytes) -> None:
+    """Write an export, created 0600: it holds the people of a list or report."""
     try:
-        path.write_bytes(body)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(body)
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror or exc}") from None
 

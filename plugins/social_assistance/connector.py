@@ -20,8 +20,8 @@ from typing import Any, ClassVar
 import aiohttp
 
 from gateway.api import PluginStore as Store
-from gateway.api import get_logger, mask_text
-from gateway.connector import Connector
+from gateway.api import get_logger, mask_text, pseudonym
+from gateway.connector import Connector, both
 from gateway.model import Message, OutboundRequest, PermanentError, Receipt
 from plugins.social_assistance.admin_units import AdminUnitError, AdminUnits
 from plugins.social_assistance.decision import Decision, DecisionError
@@ -67,12 +67,9 @@ class SocialAssistanceConnector(Connector):
 
     async def render(self, message: Message) -> OutboundRequest:
         if message.event not in (EVENT_DECISION, EVENT_RESULTS):
-            raise PermanentError(
-                f"social_assistance không nhận sự kiện {message.event!r} "
-                f"(social_assistance takes no {message.event!r} events)"
-            )
+            raise PermanentError(both("err_sa_event", event=repr(message.event)))
         if not isinstance(message.payload, dict):
-            raise PermanentError("payload phải là đối tượng JSON (payload must be a JSON object)")
+            raise PermanentError(both("err_payload_object"))
         return OutboundRequest(
             method="LOCAL",
             url=LOCAL_URL,
@@ -101,9 +98,7 @@ class SocialAssistanceConnector(Connector):
         try:
             decision = Decision.from_payload(attrs, rules)
         except DecisionError as exc:
-            raise PermanentError(
-                mask_text(f"quyết định không hợp lệ (invalid decision): {exc}")
-            ) from None
+            raise PermanentError(mask_text(both("err_sa_decision", str(exc)))) from None
         outcome = await store.write(store_decision, attrs, decision, rules, time.time())
         if outcome.state == "held":
             log.warning("sa_decision_held", so=decision.number, detail=outcome.detail)
@@ -113,9 +108,7 @@ class SocialAssistanceConnector(Connector):
         try:
             line = ResultLine.from_payload(payload)
         except ResultError as exc:
-            raise PermanentError(
-                mask_text(f"kết quả chi trả không hợp lệ (invalid result): {exc}")
-            ) from None
+            raise PermanentError(mask_text(both("err_sa_result", str(exc)))) from None
         rules, units = domain.rules, domain.admin_units
         return await store.write(_apply_result, payload, line, rules, units, time.time())
 
@@ -129,20 +122,20 @@ def _apply_result(
     now: float,
 ) -> Receipt:
     if not store_result(conn, payload, now):
-        return Receipt(status=200, detail="duplicate result line")
+        return Receipt(status=200, detail=both("ans_sa_duplicate"))
     ky, commune = str(line.ky), line.commune
     latest = latest_rows(list_rows(conn, ky=ky, commune=commune)).get((ky, commune))
     if latest is None:
-        return Receipt(status=200, detail=f"kept; no list sent for {commune} {ky} (flagged)")
+        return Receipt(status=200, detail=both("ans_sa_no_list", commune=commune, ky=ky))
     sent = list_from_row(latest)
     rec = reconcile(rules, sent, result_payloads(conn, ky=ky, commune=commune))
     key = line.line_key(rules)
     if any(f.key == key for f in rec.amount_flags):
-        detail = "flagged: amount differs from the line"
+        detail = both("ans_sa_amount_differs")
     elif any(r.citizen_id == line.citizen_id for r in rec.unknown):
-        detail = "flagged: not on the list"
+        detail = both("ans_sa_not_on_list")
     else:
-        detail = "paid" if line.paid else "unpaid"
+        detail = both("ans_sa_paid" if line.paid else "ans_sa_unpaid")
     follow_ups: list[Message] = []
     if not line.paid:
         # the run is the person's whole history, under old and new codes (2025 merger)
@@ -154,9 +147,9 @@ def _apply_result(
                 follow_ups.append(
                     Message(
                         event=EVENT_CANDIDATES,
-                        external_id=f"{ky}:{code}:{line.citizen_id}",
+                        external_id=f"{ky}:{code}:{pseudonym(line.citizen_id)}",
                         payload={"ky": ky, "maXa": code, "doiTuong": people},
-                        dossier_key=f"{code}:{line.citizen_id}",
+                        dossier_key=f"{code}:{pseudonym(line.citizen_id)}",
                         ref=f"{ky}:{code}",
                     )
                 )

@@ -264,9 +264,17 @@ async def send_month(
         if progress is not None:
             progress(res)
 
+    # a configured code the file does not know any more (its commune taken out) cannot say
+    # which old codes it held: every refusal for a code the file does not know is reported
+    lost = any("unknown commune code" in problem.reason for problem in problems)
     for built in build_lists(domain, snap, month, now):
         if isinstance(built, ListRefused):
-            if selected is not None and built.registry_commune not in registry_codes:
+            unknown = lost and "unknown commune code" in built.reason
+            if (
+                selected is not None
+                and built.registry_commune not in registry_codes
+                and not unknown
+            ):
                 continue
             done(
                 CommuneResult(

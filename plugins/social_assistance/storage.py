@@ -194,13 +194,13 @@ def store_decision(
     rules is held with both figures."""
     d = sa_decisions.c
     digest = hashlib.sha256(canonical_json(dict(payload))).hexdigest()
-    same = conn.execute(
-        select(d.id, d.content_hash, d.state).where(
-            d.ma_ho_so == decision.dossier,
-            d.so == decision.number,
-            d.ngay_ky == decision.signed_on.isoformat(),
+    dossier_rows = conn.execute(
+        select(d.id, d.so, d.ngay_ky, d.content_hash, d.state, d.payload, d.accepted_figure).where(
+            d.ma_ho_so == decision.dossier
         )
-    ).all()
+    ).all()  # one query: duplicates, conflicts, a 5.4's host, held ones to look at again
+    signed = decision.signed_on.isoformat()
+    same = [r for r in dossier_rows if r.so == decision.number and r.ngay_ky == signed]
     for row in same:
         if row.content_hash == digest:
             return DecisionOutcome("duplicate", f"already known ({row.state})", int(row.id))
@@ -217,23 +217,32 @@ def store_decision(
         values["state"] = "conflict"
         detail = "conflict: another content for the same dossier, number and signing date"
     else:
-        earlier = _dossier_decisions(conn, decision.dossier, rules)
+        per_child = rules.categories.get(decision.category or "")
+        earlier = (
+            _applied(dossier_rows, rules) if per_child is not None and per_child.per_child else []
+        )
         hold = _hold(rules, decision, earlier)
         values.update(hold)
         detail = _hold_detail(hold)
     row_id = conn.execute(insert(sa_decisions).values(**values)).inserted_primary_key
-    if not same:
-        _release_held(conn, decision.dossier, rules, now)
+    held = [r for r in dossier_rows if r.state == "held" and r.accepted_figure is None]
+    if not same and held:
+        _release_held(conn, held, decision.dossier, rules, now)
     return DecisionOutcome(str(values["state"]), detail, int(row_id[0]) if row_id else 0)
 
 
+def _applied(rows: Iterable[Any], rules: Rules) -> list[Decision]:
+    """The applied decisions among a dossier's rows (what a 5.4 decision's host is read from)."""
+    return [
+        Decision.from_payload(json.loads(r.payload), rules) for r in rows if r.state == "applied"
+    ]
+
+
 def _dossier_decisions(conn: Connection, dossier: str, rules: Rules) -> list[Decision]:
-    """The applied decisions of one dossier (what a 5.4 decision's host is read from)."""
+    """The applied decisions of one dossier, read again (after a new one was stored)."""
     d = sa_decisions.c
-    rows = conn.execute(
-        select(d.payload).where(d.ma_ho_so == dossier, d.state == "applied")
-    ).scalars()
-    return [Decision.from_payload(json.loads(p), rules) for p in rows]
+    rows = conn.execute(select(d.state, d.payload).where(d.ma_ho_so == dossier)).all()
+    return _applied(rows, rules)
 
 
 def _hold(rules: Rules, decision: Decision, earlier: list[Decision]) -> dict[str, Any]:
@@ -265,17 +274,12 @@ def _hold_detail(hold: Mapping[str, Any]) -> str:
     return "held: " + "; ".join(parts)
 
 
-def _release_held(conn: Connection, dossier: str, rules: Rules, now: float) -> None:
-    """Held decisions of ``dossier`` that a newly known decision makes right (a 5.4 whose
-    host arrived after it) are applied, each release audited."""
+def _release_held(
+    conn: Connection, held: list[Any], dossier: str, rules: Rules, now: float
+) -> None:
+    """Held decisions of ``dossier`` (``held`` rows) that a newly known decision makes right
+    (a 5.4 whose host arrived after it) are applied, each release audited."""
     d = sa_decisions.c
-    held = conn.execute(
-        select(sa_decisions).where(
-            d.ma_ho_so == dossier, d.state == "held", d.accepted_figure.is_(None)
-        )
-    ).all()
-    if not held:
-        return
     earlier = _dossier_decisions(conn, dossier, rules)
     for row in held:
         decision = Decision.from_payload(json.loads(row.payload), rules)
@@ -292,7 +296,7 @@ def _release_held(conn: Connection, dossier: str, rules: Rules, now: float) -> N
                 (
                     "system",
                     "sa_release_held",
-                    f"{row.ma_ho_so} {row.so}",
+                    f"{dossier} {row.so}",
                     f"ky={decision.from_month}; maXa={decision.commune}; 1 line; "
                     f"{decision.monthly_amount or 0:,} VND a month; the rules now agree",
                 )

@@ -13,6 +13,8 @@ audited), ``/payments/candidates``, ``/payments/timeliness``. API: ``GET /api/v1
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -24,15 +26,24 @@ from aiohttp import web
 from prometheus_client import Gauge
 
 from gateway.api import (
+    LANGS,
+    MESSAGES,
     ApiError,
     ConfigError,
     Gateway,
     NavEntry,
     add_nav,
     add_templates,
+    column_chart,
     config_of,
     connectors_of,
+    format_compact,
+    format_date,
+    format_money,
+    format_month,
+    format_number,
     get_logger,
+    hbar_chart,
     lang_of,
     mask_name,
     metrics_registry_of,
@@ -40,10 +51,12 @@ from gateway.api import (
     protect,
     render_page,
     store_of,
+    translate,
 )
 from gateway.model import VN_TZ, now_vn
 from plugins.social_assistance import demo, documents, service
 from plugins.social_assistance.connector import SocialAssistanceConnector
+from plugins.social_assistance.labels import bien_dong_label, category_label, commune_label
 from plugins.social_assistance.month import Month
 from plugins.social_assistance.storage import (
     AcceptError,
@@ -60,102 +73,11 @@ GAUGE = web.AppKey("social_assistance_gauge", Gauge)
 API = "/api/v1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+#: the pages' strings, from the dashboard's one catalogue (keys ``sa_*`` there)
 TEXT: dict[str, dict[str, str]] = {
-    "vi": {
-        "payments": "Chi trả",
-        "held": "Quyết định chờ duyệt",
-        "candidates": "Đề nghị tạm dừng",
-        "timeliness": "Thời hạn giải quyết",
-        "month": "Kỳ",
-        "show": "Xem",
-        "commune": "Xã",
-        "people": "Số người",
-        "total": "Tổng tiền (VND)",
-        "lan_gui": "Lần gửi",
-        "delivery": "Chuyển đi",
-        "paid": "Đã chi",
-        "unpaid": "Chưa chi",
-        "flagged": "Lệch",
-        "empty": "Chưa có dữ liệu.",
-        "decision": "Quyết định",
-        "dossier": "Hồ sơ",
-        "signed": "Ngày ký",
-        "state": "Trạng thái",
-        "registry": "Phần mềm quản lý",
-        "rules": "Tính lại theo quy định",
-        "accept": "Chấp nhận",
-        "person": "Đối tượng",
-        "months": "Các tháng chưa nhận",
-        "days_decision": "Số ngày đến quyết định",
-        "days_payment": "Số ngày đến lần chi đầu",
-        "overdue": "Quá hạn",
-        "arrears_late": "Truy lĩnh do chậm",
-        "bad_request": "Yêu cầu không hợp lệ",
-        "from_month": "từ tháng",
-        "alert_title": "Danh sách chưa lập hoặc chưa gửi — có người chưa được chi trả",
-        "alert_line": "Kỳ {ky}: xã {code} {name} — {people} người, {amount} VND chưa được chi trả.",
-        "alert_reason": "Lý do",
-        "alert_hint": "Cách xử lý",
-        "alert_retry": "Hệ thống tự thử lại mỗi ngày đến hết ngày {last}; đã thử {n} lần, "
-        "lần gần nhất {at}.",
-        "send_again": "Lập và gửi lại kỳ {ky}",
-        "sent_flash": "Kỳ {ky}: đã gửi {sent} danh sách; {unpaid} xã chưa gửi được.",
-        "downloads": "Tải về và in",
-        "report_xlsx": "Báo cáo tháng (.xlsx)",
-        "list_xlsx": "Danh sách ký nhận (.xlsx)",
-        "list_print": "Bản in (A4)",
-        "names_role": "Danh sách có họ tên người nhận: cần quyền vận hành (operator).",
-        "no_list": "Chưa lập danh sách cho xã và kỳ này.",
-        "print": "In",
-    },
-    "en": {
-        "payments": "Payments",
-        "held": "Held decisions",
-        "candidates": "Suspension candidates",
-        "timeliness": "Timeliness",
-        "month": "Month",
-        "show": "Show",
-        "commune": "Commune",
-        "people": "People",
-        "total": "Total (VND)",
-        "lan_gui": "Sending",
-        "delivery": "Delivery",
-        "paid": "Paid",
-        "unpaid": "Unpaid",
-        "flagged": "Flagged",
-        "empty": "Nothing yet.",
-        "decision": "Decision",
-        "dossier": "Dossier",
-        "signed": "Signed",
-        "state": "State",
-        "registry": "Registry",
-        "rules": "Recomputed by the rules",
-        "accept": "Accept",
-        "person": "Person",
-        "months": "Unpaid months",
-        "days_decision": "Days to decision",
-        "days_payment": "Days to first payment",
-        "overdue": "Overdue",
-        "arrears_late": "Arrears from lateness",
-        "bad_request": "Bad request",
-        "from_month": "from",
-        "alert_title": "Lists not built or not sent — people left unpaid",
-        "alert_line": "Month {ky}: commune {code} {name} — {people} people, {amount} VND unpaid.",
-        "alert_reason": "Why",
-        "alert_hint": "What to do",
-        "alert_retry": "The payment-day job retries every day until {last}; tried {n} times, "
-        "last at {at}.",
-        "send_again": "Build and send month {ky} again",
-        "sent_flash": "Month {ky}: {sent} lists sent; {unpaid} communes still not sent.",
-        "downloads": "Download and print",
-        "report_xlsx": "Monthly report (.xlsx)",
-        "list_xlsx": "Signing list (.xlsx)",
-        "list_print": "Print view (A4)",
-        "names_role": "Lists name the payees: the operator role is needed.",
-        "no_list": "No list was built for this commune and month.",
-        "print": "Print",
-    },
+    lang: {k[3:]: v for k, v in MESSAGES[lang].items() if k.startswith("sa_")} for lang in LANGS
 }
+_DUMPS = functools.partial(json.dumps, ensure_ascii=False)  # Vietnamese as itself, not \\u
 
 
 def _domain(app: web.Application) -> Domain:
@@ -232,7 +154,9 @@ def _page(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except _BadMonth:
-            text = "month must be YYYY-MM (tháng phải có dạng YYYY-MM)"
+            text = translate(
+                lang_of(request), "sa_bad_month", first=f"{MIN_YEAR}-01", last=f"{MAX_YEAR}-12"
+            )
             return await render_page(
                 request, "sa_message.html", _ctx(request, text=text), status=400
             )
@@ -241,7 +165,73 @@ def _page(handler: Handler) -> Handler:
 
 
 def _ctx(request: web.Request, **extra: Any) -> dict[str, Any]:
-    return {"s": TEXT[lang_of(request) if lang_of(request) in TEXT else "vi"], **extra}
+    lang = lang_of(request) if lang_of(request) in TEXT else "vi"
+    if isinstance(extra.get("month"), Month) and "picker" not in extra:
+        extra["picker"] = _month_nav(extra["month"], [], lang)
+    return {"s": TEXT[lang], **extra}
+
+
+def _month_nav(month: Month, known: list[str], lang: str) -> dict[str, Any]:
+    """The styled month picker: a select of months (the year around the shown one and every
+    month with lists), with the previous and next months as links."""
+    around = {str(month + k) for k in range(-12, 4)}
+    options = sorted(around | {k for k in known if k[:4].isdigit()}, reverse=True)
+    return {
+        "value": str(month),
+        "label": format_month(str(month), lang),
+        "options": [(k, format_month(k, lang)) for k in options],
+        "prev": str(month - 1) if (month - 1).year >= MIN_YEAR else None,
+        "next": str(month + 1) if (month + 1).year <= MAX_YEAR else None,
+    }
+
+
+def _short_month(ky: str, lang: str) -> str:
+    year, mon = ky.split("-")
+    return f"{mon}/{year[2:]}" if lang == "vi" else format_month(ky, lang)[:3] + " " + year[2:]
+
+
+async def _charts(
+    store: Any, domain: Domain, month: Month, rows: list[dict[str, Any]], lang: str
+) -> dict[str, Any]:
+    """The payments page's pictures: the month's money per commune and per category, and the
+    totals of the last 12 months (server-rendered SVG, with tables as text alternatives)."""
+    totals = await service.list_totals(store)
+    report = await service.monthly(store, domain, month) if rows else {}
+    units, rules = domain.admin_units, domain.rules
+    for r in rows:
+        r["commune"] = commune_label(units, r["maXa"], month, lang)
+    categories = sorted((report.get("by_category") or {}).items())
+    last12 = [str(month + k) for k in range(-11, 1)]
+    return {
+        "picker": _month_nav(month, list(totals), lang),
+        "by_commune": hbar_chart(
+            [(r["commune"], r["total"], format_money(r["total"], lang)) for r in rows]
+        ),
+        "by_category": hbar_chart(
+            [
+                (category_label(rules, code, lang), t["amount"], format_money(t["amount"], lang))
+                for code, t in categories
+            ]
+        ),
+        "months_chart": column_chart(
+            [
+                (
+                    format_month(k, lang),
+                    _short_month(k, lang),
+                    totals.get(k, 0),
+                    format_money(totals.get(k, 0), lang),
+                )
+                for k in last12
+            ],
+            compact=lambda v: format_compact(v, lang),
+        ),
+        "changes": [
+            (bien_dong_label(k, lang), n)
+            for k, n in sorted((report.get("changes") or {}).items())
+            if n
+        ],
+        "month_total": sum(r["total"] for r in rows),
+    }
 
 
 # -- pages ----------------------------------------------------------------------------------------
@@ -249,7 +239,9 @@ async def payments_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
     store = store_of(request.app)
     rows = await service.overview(store, _domain(request.app), month)
-    alerts = [_alert_view(a) for a in await service.open_alerts(store)]
+    lang = lang_of(request)
+    alerts = [_alert_view(a, lang) for a in await service.open_alerts(store)]
+    pictures = await _charts(store, _domain(request.app), month, rows, lang)
     await refresh_metric(request.app)
     flash = None
     if "sent" in request.query and "unpaid" in request.query:
@@ -265,19 +257,20 @@ async def payments_page(request: web.Request) -> web.Response:
             flash=flash,
             can_names=principal(request).can(LIST_ROLE),
             list_url=_list_url,
+            **pictures,
         ),
     )
 
 
-def _alert_view(row: dict[str, Any]) -> dict[str, Any]:
+def _alert_view(row: dict[str, Any], lang: str) -> dict[str, Any]:
     """An open alert as the page shows it: the month's last retry day, times in Vietnam."""
     ky = Month.parse(str(row["ky"]))
     last = (ky.first_day - timedelta(days=1)).isoformat()
     at = datetime.fromtimestamp(float(row["last_attempt_at"]), VN_TZ)
     return {
         **row,
-        "amount_text": f"{int(row['amount']):,}",
-        "last_day": last,
+        "amount_text": format_money(int(row["amount"]), lang),
+        "last_day": format_date(last, lang),
         "at": at.strftime("%Y-%m-%d %H:%M"),
     }
 
@@ -293,7 +286,12 @@ async def send_form(request: web.Request) -> web.Response:
         return await render_page(
             request,
             "sa_message.html",
-            _ctx(request, text="month must be YYYY-MM (tháng phải có dạng YYYY-MM)"),
+            _ctx(
+                request,
+                text=translate(
+                    lang_of(request), "sa_bad_month", first=f"{MIN_YEAR}-01", last=f"{MAX_YEAR}-12"
+                ),
+            ),
             status=400,
         )
     app = request.app
@@ -322,7 +320,7 @@ def _list_url(ky: str, commune: str, suffix: str = "") -> str:
 
 def _vnd(amount: int | None) -> str:
     """1234567 -> 1.234.567 (Vietnamese grouping) for the print page."""
-    return "" if amount is None else f"{amount:,}".replace(",", ".")
+    return "" if amount is None else format_number(amount, "vi")
 
 
 async def _list_document(request: web.Request) -> documents.ListDocument | None:
@@ -431,7 +429,7 @@ async def held_accept_form(request: web.Request) -> web.Response:
         return await render_page(
             request,
             "sa_message.html",
-            _ctx(request, text="id and figure (gateway|registry) are needed"),
+            _ctx(request, text=translate(lang_of(request), "sa_bad_accept")),
             status=400,
         )
     raise web.HTTPSeeOther("/payments/held")
@@ -448,13 +446,16 @@ async def _accept(request: web.Request, row_id: int, figure: str) -> dict[str, A
 
 async def candidates_page(request: web.Request) -> web.Response:
     month = _month(request, api=False)
-    found = await service.candidates(store_of(request.app), _domain(request.app), month)
+    domain = _domain(request.app)
+    found = await service.candidates(store_of(request.app), domain, month)
+    lang = lang_of(request)
     rows = [
         {
             "maXa": c["maXa"],
+            "commune": commune_label(domain.admin_units, c["maXa"], month, lang),
             "soDinhDanh": mask_cccd(p["soDinhDanh"]),
             "hoTen": mask_name(p["hoTen"]),
-            "months": " ".join(p["cacThangChuaNhan"]),
+            "months": ", ".join(format_month(k, lang) for k in p["cacThangChuaNhan"]),
         }
         for c in found
         for p in c["doiTuong"]
@@ -474,17 +475,17 @@ async def timeliness_page(request: web.Request) -> web.Response:
 async def api_payments(request: web.Request) -> web.Response:
     month = _month(request, api=True)
     rows = await service.overview(store_of(request.app), _domain(request.app), month)
-    return web.json_response({"month": str(month), "lists": rows})
+    return web.json_response({"month": str(month), "lists": rows}, dumps=_DUMPS)
 
 
 async def api_report(request: web.Request) -> web.Response:
     month = _month(request, api=True)
     report = await service.monthly(store_of(request.app), _domain(request.app), month)
-    return web.json_response({"month": str(month), "report": report})
+    return web.json_response({"month": str(month), "report": report}, dumps=_DUMPS)
 
 
 async def api_held(request: web.Request) -> web.Response:
-    return web.json_response({"held": await service.held(store_of(request.app))})
+    return web.json_response({"held": await service.held(store_of(request.app))}, dumps=_DUMPS)
 
 
 async def api_accept(request: web.Request) -> web.Response:
@@ -505,7 +506,7 @@ async def api_accept(request: web.Request) -> web.Response:
         result = await _accept(request, row_id, str(figure))
     except AcceptError as exc:
         raise ApiError(409 if "not held" in str(exc) else 404, "not_held", str(exc)) from None
-    return web.json_response({"accepted": result})
+    return web.json_response({"accepted": result}, dumps=_DUMPS)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -536,7 +537,7 @@ def setup_routes(app: web.Application) -> None:
         protect(app, canonical, role)
     app.router.add_get("/payments/print.css", print_css)
     protect(app, "/payments/print.css", "public")
-    add_nav(app, NavEntry("/payments", {"vi": TEXT["vi"]["payments"], "en": "Payments"}))
+    add_nav(app, NavEntry("/payments", {lang: TEXT[lang]["payments"] for lang in LANGS}))
     app.router.add_post("/payments/held/accept", held_accept_form)
     protect(app, "/payments/held/accept", "operator")
     app.router.add_post("/payments/send", send_form)

@@ -109,7 +109,7 @@ async def test_filter_the_log_and_open_a_timeline(
     assert "Dòng thời gian hồ sơ 000.00.12.H06-250803" in await page.text_content("h1")
     events = page.locator("#timeline li")
     assert await events.count() == 2
-    assert "Nhận «message.received» từ src" in await events.nth(0).text_content()
+    assert "Nhận «Thông điệp» từ Hệ thống HTTP/JSON (src)" in await events.nth(0).text_content()
     assert "Gửi lỗi" in await events.nth(1).text_content()
     await screenshot(page, "06-timeline")
     await events.nth(1).locator("a").click()

@@ -82,7 +82,7 @@ def _config(tmp_path: Path, event: str) -> object:
                 "post_office": {
                     "plugin": "post_office",
                     "base_url": "http://127.0.0.1:9",
-                    "inbound_secret": "s",
+                    "inbound_secret": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c",
                 },
                 "social_assistance": {"plugin": "social_assistance"},
                 "free": {"plugin": "http_json", "base_url": "http://127.0.0.1:9"},

@@ -19,6 +19,7 @@ from gateway.store import DeliveryFilter
 from gateway.testing.admin import TOKENS, csrf_from, sign_in, token_config
 from gateway.web.admin import NAV, NavEntry, protect, render_page
 from gateway.web.admin.auth import SESSION_COOKIE, Auth
+from gateway.web.admin.pages import SECURITY_HEADERS
 from gateway.web.admin.queries import audit_entries
 from gateway.web.app import create_app
 from gateway.web.keys import STORE
@@ -196,8 +197,9 @@ async def test_every_form_post_checks_the_csrf_token(dash: TestClient[Any, Any],
     for data in ({"token": TOKENS["admin"][1]}, {"token": TOKENS["admin"][1], "csrf": "forged"}):
         assert (await dash.post("/signin", data=data, allow_redirects=False)).status == 403
     csrf = await sign_in(dash, "operator")
+    forged = csrf[:-1] + ("y" if csrf.endswith("x") else "x")  # never the real token
     for path in ("/dead/retry", "/dead/retry/confirm", "/signout"):
-        for data in ({"ids": str(dead["id"])}, {"ids": str(dead["id"]), "csrf": csrf[:-1] + "x"}):
+        for data in ({"ids": str(dead["id"])}, {"ids": str(dead["id"]), "csrf": forged}):
             resp = await dash.post(path, data=data, allow_redirects=False)
             assert resp.status == 403, path
             assert "Biểu mẫu" in await resp.text()
@@ -216,7 +218,13 @@ async def test_overview_table_and_24_hour_charts(dash: TestClient[Any, Any]) -> 
     assert html.count("<svg") == 2 and html.count("<g><title>") == 48
     assert 'class="delivered"' in html and "Bình thường" in html
     assert re.search(r'<td class="num good">2</td>', html)
-    assert '<meta http-equiv="refresh" content="30">' in html
+    # live in place (fetch, with a pause control), never a whole-page meta refresh
+    assert 'http-equiv="refresh"' not in html and 'data-live="overview"' in html
+    assert (
+        "Tạm dừng cập nhật" in html
+        and "connect-src 'self'" in SECURITY_HEADERS["Content-Security-Policy"]
+    )
+    assert "Hệ thống HTTP/JSON" in html and '<span class="code">dst</span>' in html
 
 
 async def test_language_switch_is_remembered(dash: TestClient[Any, Any]) -> None:
@@ -228,7 +236,8 @@ async def test_language_switch_is_remembered(dash: TestClient[Any, Any]) -> None
     html = await page(dash, "/log")
     assert "Delivery log" in html and "Outcome" in html
     html = await page(dash, "/dead?lang=vi")
-    assert "Gửi lỗi (thư chết)" in html and '<html lang="vi">' in html
+    assert "Gửi lỗi cần xử lý" in html and '<html lang="vi">' in html
+    assert "thư chết" not in html
 
 
 async def test_log_filters_paging_and_csv(dash: TestClient[Any, Any], sink: Any) -> None:
@@ -288,7 +297,8 @@ async def test_dossier_timeline_page(dash: TestClient[Any, Any]) -> None:
     await sign_in(dash, "viewer")
     html = await page(dash, "/dossiers?key=000.00.12.H06-250801")
     assert "Dòng thời gian hồ sơ 000.00.12.H06-250801" in html
-    assert "Nhận «message.received» từ src" in html and "Gửi tới dst, lần 1" in html
+    assert "Nhận «Thông điệp» từ Hệ thống HTTP/JSON (src)" in html
+    assert "Gửi tới Hệ thống HTTP/JSON (dst), lần 1" in html
     assert "Không" not in html.split('id="timeline"')[1].split("</ol>")[0]
     assert "Cổng chưa nhận hồ sơ" in await page(dash, "/dossiers?key=NOPE", status=404)
     assert 'name="key"' in await page(dash, "/dossiers")

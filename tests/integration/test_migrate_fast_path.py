@@ -43,7 +43,7 @@ def upgrade() -> None:
 
 def test_heads_are_read_from_the_files() -> None:
     heads = migrate.file_heads(migrate.version_dirs([PLUGIN_VERSIONS]))
-    assert heads == {"0003", "sa0002"}
+    assert heads == {"0004_sessions_keys", "sa0002"}
 
 
 def test_a_script_it_cannot_read_for_certain_means_no_shortcut(tmp_path: Path) -> None:

@@ -154,7 +154,9 @@ async def test_list_is_received_resend_is_409_and_higher_lan_gui_replaces(
 
     first = await deliver(connector, session, payment_list(1))
     assert first.status == 200
-    assert first.detail.startswith("TiepNhan soDong=2")
+    assert first.detail.startswith(
+        "bưu điện đã tiếp nhận 2 dòng / the post office received 2 lines"
+    )
 
     again = await deliver(connector, session, payment_list(1), key="another-key")
     assert again.status == 409
@@ -162,7 +164,9 @@ async def test_list_is_received_resend_is_409_and_higher_lan_gui_replaces(
 
     corrected = payment_list(2, LINES[:1])
     second = await deliver(connector, session, corrected)
-    assert second.status == 200 and second.detail.startswith("TiepNhan soDong=1")
+    assert second.status == 200 and second.detail.startswith(
+        "bưu điện đã tiếp nhận 1 dòng / the post office received 1 lines"
+    )
 
     stale = await deliver(connector, session, payment_list(1))
     assert stale.status == 409
@@ -255,7 +259,9 @@ async def test_two_thousand_lines_over_loopback(
         line["soDinhDanh"] = make_cccd("006", 1940 + i % 50, i % 2 == 0, i)
         lines.append(line)
     receipt = await deliver(make_connector(payer), session, payment_list(1, lines))
-    assert receipt.detail.startswith("TiepNhan soDong=2000")
+    assert receipt.detail.startswith(
+        "bưu điện đã tiếp nhận 2000 dòng / the post office received 2000 lines"
+    )
 
 
 # -- results pushed by the payer -------------------------------------------------------------
@@ -325,7 +331,9 @@ async def test_payer_pushes_signed_results_that_the_connector_reads(
     suspended["bienDong"] = "tam_dung"
     lines.append(suspended)
     receipt = await deliver(make_connector(sim), session, payment_list(1, lines))
-    assert receipt.detail.startswith("TiepNhan soDong=41")
+    assert receipt.detail.startswith(
+        "bưu điện đã tiếp nhận 41 dòng / the post office received 41 lines"
+    )
 
     async def pushed() -> bool:
         return bool(inbound.results)
@@ -337,7 +345,7 @@ async def test_payer_pushes_signed_results_that_the_connector_reads(
         line["soDinhDanh"]: line["soTienThang"] + line["soTienTruyLinh"] + line["soTienChuaNhan"]
         for line in lines
     }
-    by_person = {m.ref: m.payload for m in result.messages}
+    by_person = {m.payload["soDinhDanh"]: m.payload for m in result.messages}
     assert set(by_person) == {
         cccd for cccd, amount in due.items() if amount
     }  # nothing due: no line
@@ -387,7 +395,8 @@ async def test_results_wait_for_an_unreachable_gateway_and_are_never_dropped(
         return bool(inbound.results)
 
     await eventually(pushed)
-    assert [m.ref for m in inbound.results[0].messages] == ["006135001234", "006080004321"]
+    people = [m.payload["soDinhDanh"] for m in inbound.results[0].messages]
+    assert people == ["006135001234", "006080004321"]
 
 
 async def test_a_wrong_signature_is_not_accepted_and_the_payer_keeps_trying(
@@ -432,7 +441,7 @@ async def test_a_list_replaced_before_payout_is_paid_from_the_new_one(
     await eventually(pushed)
     await asyncio.sleep(0.4)  # nothing more comes for the replaced list
     assert len(inbound.results) == 1
-    assert [m.ref for m in inbound.results[0].messages] == ["006080004321"]
+    assert [m.payload["soDinhDanh"] for m in inbound.results[0].messages] == ["006080004321"]
     history = (await sim_state(session, sim))["results"]["history"]
     assert [h["lanGui"] for h in history] == [2]
 

@@ -175,7 +175,7 @@ async def test_send_accept_then_resend_is_a_delivered_409(
 
     first = await deliver(connector, session, message)
     assert first.status == 201
-    assert first.detail == "BienNhan BN-000001"
+    assert first.detail == "biên nhận số BN-000001 / receipt BN-000001"
     [accepted] = first.follow_ups
     assert accepted.event == "dossier.accepted"
     assert accepted.external_id == accepted.dossier_key == "000.00.12.H06-200803-0001"
@@ -199,7 +199,9 @@ async def test_a_new_revision_is_accepted(
     assert (await deliver(connector, session, dossier_message(dossier()))).status == 201
     receipt = await deliver(connector, session, dossier_message(dossier(), revision=2))
     assert receipt.status == 201
-    assert receipt.detail == "BienNhan BN-000001"  # the same dossier keeps its receipt number
+    assert (
+        receipt.detail == "biên nhận số BN-000001 / receipt BN-000001"
+    )  # the same dossier keeps its receipt number
     assert receipt.follow_ups[0].payload["lanCapNhat"] == 2
     state = await state_of(session, server)
     assert (state["dossiers_received"], state["dossiers"], state["duplicates"]) == (2, 1, 0)
@@ -213,7 +215,9 @@ async def test_business_refusal_is_answered_with_a_refused_follow_up(
     young = dossier(2, born=1990)  # 30 years old: not an elderly person (5.5a)
     receipt = await deliver(connector, session, dossier_message(young))
     assert receipt.status == 422  # delivered and refused on its merits: not a dead letter
-    assert receipt.detail.startswith("refused by the registry (tuoi)")
+    assert receipt.detail.startswith(
+        "bị phần mềm quản lý từ chối (mã tuoi) / refused by the registry (code tuoi): "
+    )
     [refused] = receipt.follow_ups
     assert refused.event == "dossier.refused"
     assert refused.payload["MaHoSo"] == young["MaHoSo"]
@@ -244,6 +248,7 @@ async def test_corrupted_body_is_a_400_gateway_bug(
         await connector.send(session, request)
     assert info.value.status == 400
     assert info.value.reason.startswith(
+        "phần mềm quản lý từ chối tài liệu vì không hợp lệ (lỗi của gateway) / "
         "registry refused the document as invalid (gateway bug): lanCapNhat:"
     )
     assert info.value.follow_ups == []
@@ -322,7 +327,11 @@ async def test_suspension_candidates_are_received_once(
         },
     )
     first = await deliver(connector, session, message)
-    assert (first.status, first.detail) == (200, "TiepNhan ky=2020-11 maXa=02053 soDong=1")
+    assert (first.status, first.detail) == (
+        200,
+        "đã tiếp nhận đề nghị kỳ 2020-11 xã 02053: 1 dòng / "
+        "request for 2020-11, commune 02053 received: 1 lines",
+    )
     again = await deliver(connector, session, message)
     assert again.status == 409
     state = await state_of(session, server)

@@ -145,7 +145,7 @@ async def test_a_viewer_gets_the_report_but_no_named_list(sa: TestClient[Any, An
     await sign_in(sa, "viewer")
     html = await get(sa, "/payments?month=2020-11")
     assert 'href="/payments/report.xlsx?month=2020-11"' in html
-    assert f'href="{LIST}.xlsx"' not in html and "operator" in html
+    assert f'href="{LIST}.xlsx"' not in html and "cần quyền vận hành" in html
     for path in (f"{LIST}.xlsx", LIST):
         assert (await sa.get(path, allow_redirects=False)).status == 403
     resp = await sa.get("/payments/report.xlsx?month=2020-11")

@@ -360,14 +360,26 @@ def test_done_when_every_new_commune_then_one_made_impossible(office: Path, tmp_
     assert actor.startswith("cli") and "refused=02059 (1 lists, 3 lines, 2,250,000 VND)" in detail
     assert "sent=" in detail and "7 lists" in detail
 
+    # asked for by the new code alone, which the file no longer knows: its old commune's
+    # people are still named (the file cannot say they are its, nor that they are not)
+    by_new = gw(office, "payments", "send", "--month", "2025-10", "--commune", "02014")
+    assert by_new.exit_code == 3, by_new.output
+    lines = sorted(ln for ln in by_new.stderr.splitlines() if ln.startswith("KHÔNG CHI TRẢ"))
+    assert [ln.split(" — ")[0] for ln in lines] == [
+        "KHÔNG CHI TRẢ / UNPAID 2025-10: xã 02014",
+        "KHÔNG CHI TRẢ / UNPAID 2025-10: xã 02059 Đồng Thắng",
+    ]
+    assert "3 người, 2,250,000 VND" in lines[1] and "0 người, 0 VND" in lines[0]
+
     # put it back: the same command builds it and the alert is resolved
     units.write_text(text, encoding="utf-8")
     fixed = gw(office, "payments", "send", "--month", "2025-10")
     assert fixed.exit_code == 0, fixed.output
     assert sorted(lists_of(office, "2025-10")) == sorted(NEW_LISTS)
     with sqlite3.connect(office.parent / "gw.db") as db:
-        rows = db.execute("SELECT ma_xa, resolved_by FROM sa_alerts").fetchall()
-    assert len(rows) == 1 and rows[0][0] == "02059" and str(rows[0][1]).startswith("cli")
+        rows = db.execute("SELECT ma_xa, resolved_by FROM sa_alerts ORDER BY ma_xa").fetchall()
+    assert [r[0] for r in rows] == ["02014", "02059"]
+    assert all(str(r[1]).startswith("cli") for r in rows)
 
 
 def test_an_unknown_configured_code_is_refused_even_with_no_one_in_it(office: Path) -> None:
@@ -403,12 +415,13 @@ async def test_the_dashboard_alert_until_resolved(tmp_path: Path, aiohttp_client
     viewer_csrf = await sign_in(client, "viewer")
     html = await (await client.get("/payments?month=2025-07")).text()
     assert 'id="sa-alerts"' in html
-    assert "Kỳ 2025-07: xã 02059 Đồng Thắng — 2 người, 1,500,000 VND chưa được chi trả." in html
-    assert "Hệ thống tự thử lại mỗi ngày đến hết ngày 2025-06-30" in html
+    # amounts and days in the page's formats (CLDR via Babel)
+    assert "Kỳ 2025-07: xã 02059 Đồng Thắng — 2 người, 1.500.000\xa0₫ chưa được chi trả." in html
+    assert "Hệ thống tự thử lại mỗi ngày đến hết ngày 30/06/2025" in html
     assert 'action="/payments/send"' not in html  # a viewer gets no button
     assert cccd(X_SERIAL) not in html and "Lò Văn Pha" not in html
     en = await (await client.get("/payments?month=2025-08&lang=en")).text()
-    assert "Month 2025-07: commune 02059 Đồng Thắng — 2 people, 1,500,000 VND unpaid." in en
+    assert "Month 2025-07: commune 02059 Đồng Thắng — 2 people, ₫1,500,000 unpaid." in en
 
     # fixed in the file, then sent again by an operator from the dashboard (audited)
     units.write_text(text, encoding="utf-8")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
@@ -151,20 +152,41 @@ async def test_pages_render_for_a_viewer_in_vietnamese_and_english(
     for html in vi.values():
         assert '<html lang="vi">' in html
         no_personal_data(html)
-    assert "Chi trả — 2020-09" in vi[PAGES[0]] and "02053" in vi[PAGES[0]]
-    assert "not routed" in vi[PAGES[0]] and "1" in vi[PAGES[0]]
+    pay = vi[PAGES[0]]
+    assert "Chi trả — Tháng 09/2020" in pay and "Ngọc Phái (02053)" in pay  # the commune's name
+    assert "Chưa có tuyến gửi" in pay and "not routed" not in pay  # a state in words
+    assert (
+        "5.5a" in pay and "Người cao tuổi thuộc hộ nghèo không có người phụng dưỡng (5.5a)" in pay
+    )
+    # the month picker is a localised select, not the browser's unstyled month input
+    assert 'type="month"' not in pay
+    assert '<option value="2020-09" selected>Tháng 09/2020</option>' in pay
+    # three charts, server-rendered SVG with a title and a description, and a table beside
+    charts = re.split(r'<figure class="card chart" id="chart-', pay)
+    assert len(charts) == 4 and pay.count('role="img"') == 3
+    assert pay.count("<desc id=") == 3 and pay.count('class="chart-table"') == 3
+    months = charts[3]
+    assert months.count("<g><title>") == 12  # 2019-10 … 2020-09; only 2020-09 has lists
+    assert months.count('<rect class="bar"') == 1 and "Tháng 08/2020: 0\xa0₫" in months
+    assert re.search(r"Tháng 09/2020: [1-9][\d.]*\xa0₫", months)
+    money = re.findall(r"\d{1,3}(?:\.\d{3})+\xa0₫", pay)
+    assert money and not re.search(r"\d,\d{3}", pay)  # 1.234.567 ₫, never 1,234,567 on vi pages
     assert "Quyết định chờ duyệt" in vi[PAGES[1]] and "216/QĐ-UBND" in vi[PAGES[1]]
-    assert "600,000" in vi[PAGES[1]] and "540,000" in vi[PAGES[1]]
+    assert "600.000\xa0₫" in vi[PAGES[1]] and "540.000\xa0₫" in vi[PAGES[1]]
+    assert "10/08/2020" in vi[PAGES[1]] and "Chờ duyệt" in vi[PAGES[1]]
     assert "<form" not in vi[PAGES[1]].split('id="sa-held"')[1]  # a viewer gets no buttons
     # the candidate is shown masked
     assert "********" + OK_CCCD[-4:] in vi[PAGES[2]] and "H. T. L." in vi[PAGES[2]]
-    assert "2020-09 2020-10 2020-11" in vi[PAGES[2]]
+    assert "Tháng 09/2020, Tháng 10/2020, Tháng 11/2020" in vi[PAGES[2]]
+    assert "Ngọc Phái (02053)" in vi[PAGES[2]]
     assert "Thời hạn giải quyết" in vi[PAGES[3]] and "Quá hạn" in vi[PAGES[3]]
     en = {p: await get(sa, p + ("&" if "?" in p else "?") + "lang=en") for p in PAGES}
     for html in en.values():
         assert '<html lang="en">' in html
         no_personal_data(html)
-    assert "Payments — 2020-09" in en[PAGES[0]]
+    assert "Payments — September 2020" in en[PAGES[0]]
+    assert "(5.5a)" in en[PAGES[0]] and "Not routed" in en[PAGES[0]]
+    assert "₫600,000" in en[PAGES[1]]
     assert "Held decisions" in en[PAGES[1]]
     assert "Suspension candidates" in en[PAGES[2]] and "H. T. L." in en[PAGES[2]]
     assert "Timeliness" in en[PAGES[3]]
@@ -191,7 +213,7 @@ async def test_an_operator_accepts_a_held_decision_through_the_form(
     assert [h["state"] for h in await service.held(store)] == ["held"]
     bad = {"csrf": csrf, "id": str(held["id"]), "figure": "mine"}
     resp = await sa.post("/payments/held/accept", data=bad, allow_redirects=False)
-    assert resp.status == 400 and "gateway|registry" in await resp.text()
+    assert resp.status == 400 and "Cần chọn quyết định và số liệu" in await resp.text()
     resp = await sa.post(
         "/payments/held/accept", data={**no_csrf, "csrf": csrf}, allow_redirects=False
     )

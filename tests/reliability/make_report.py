@@ -30,6 +30,24 @@ SECTIONS = {
     "tests/reliability/test_attacks_transport.py": (
         "Attack review (issue 14): transport and authentication"
     ),
+    "tests/reliability/test_attacks_privacy.py": (
+        "Attack review (issue 14): personal data at rest, in keys and on screen; sessions; paths"
+    ),
+}
+
+#: what the same attacks did before the fixes (measured once on the code they fixed)
+SECTION_BEFORE = {
+    "tests/reliability/test_attacks_transport.py": (
+        "Before the fixes (main at fe542d3, same tests): the one-stop-shop login posted the "
+        "password to the host a 307 named (and a destination's 307 re-sent the dossier there, "
+        "recorded delivered, as the attack review found); the two 10 MB floods grew the "
+        "child's RSS by 301 and 308 MB; 500 "
+        "unknown system names grew `/metrics` by 279 KB; a 600-deep dossier was accepted and "
+        "then its delivery page, its API entry and the dead-letter page answered 500; no "
+        "cookie was ever `Secure` behind a TLS proxy; non-ASCII `X-Signature`, session cookies, "
+        "sign-in cookies and `csrf` answered 500; 1,000 wrong bearer tokens all got 401 and one "
+        "sign-in nonce served 500 attempts; weak secrets started."
+    ),
 }
 
 RERUN = """## How to rerun
@@ -70,10 +88,18 @@ How each fault is made:
   10 MB random body at once to a `gateway run` child whose RSS is sampled from `/proc` every
   10 ms; raw sockets for headers no client library sends (non-ASCII and undecodable bytes,
   a 1 GB `Content-Length` with no body); deep payloads written straight into the SQLite file.
+* **personal data, sessions and paths (issue 14)** — a `gateway run` child fed payment
+  results and dossiers carrying every kind of personal data (birth date, address, phone,
+  e-mail, a CCCD in groups, a 9-digit old ID, single-quoted XML) read back as a viewer and an
+  operator through the API, the dashboard, the CLI's tables and JSON, exports and `/metrics`;
+  file modes read with `stat` while it runs, and again with a permissive umask and `chmod`
+  disabled; sign-in `next` variants; one cookie shown to a second app on the same database
+  and to a restarted one; the CLI run from another folder with a secret's variable unset.
 * **privacy** — `tests/privacy_scan.py` routes the in-process gateway log to a file, collects
   every child's log and every test's captured output, and scans all of it at the end of every
-  pytest run (CI included) for a 12-digit run standing alone or a full name of the simulators'
-  and fixtures' name lists.
+  pytest run (CI included) for a 12-digit run standing alone (or written in groups), keys
+  included, or a full name of the simulators' and fixtures' name lists; exports written
+  into its folder (`.csv`) are scanned too.
 """
 
 
@@ -173,6 +199,8 @@ def render(data: dict[str, Any]) -> str:
             f"From `{file}`. Every finding has attacks here that got through before its fix; "
             "the other rows are controls (what must keep working).\n"
         )
+        if file in SECTION_BEFORE:
+            out.append(SECTION_BEFORE[file] + "\n")
         out.append("| promise | how it was attacked | times | what happened | held |")
         out.append("|---|---|---:|---|:---:|")
         out.extend(rows(entries))

@@ -279,7 +279,7 @@ def stop_child(proc: subprocess.Popen[bytes]) -> None:
 
 def error_texts(data: bytes) -> str:
     """The error messages of an answer, for the privacy scan. Not the ``ref`` of an item:
-    FORMATS.md §4 makes it the sender's own key (for a payment result, the soDinhDanh)."""
+    FORMATS.md §4 makes it the sender's own key (for a payment result, a pseudonym)."""
     try:
         answer = json.loads(data)
     except ValueError:

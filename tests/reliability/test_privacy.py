@@ -7,9 +7,12 @@ run; this test makes sure there is personal data to leak and looks everywhere it
   formats name, in wrong fields, in malformed bodies), delivers some, retries some and
   dead-letters some against a destination whose error answers echo the personal fields
   back (as many real systems do);
+* the post office pushes payment results of the same people, whose keys were once built
+  from the CCCD (``maXa:CCCD``): keys and references are scanned like any text;
 * then everything is collected: every HTTP answer of intake, the gateway's log, the CLI
-  (``deliveries list/show``, ``dossiers show``, ``deliveries export``), the admin API
-  (deliveries, log, log.csv, dossiers) and the dashboard's pages;
+  (``deliveries list`` as a table and ``--json``, ``deliveries show`` both ways,
+  ``dossiers show``, ``deliveries export`` to stdout and to a file), the admin API
+  (deliveries, log, log.csv, dossiers), ``/metrics`` and the dashboard's pages;
 * and scanned. The texts also go to the scan's directory, so the session scan sees them.
 
 A self-test first shows the scanner finds what it must (NFC, NFD, JSON-escaped) and not
@@ -46,6 +49,15 @@ from .reliability_kit import (
 NAME, CCCD = "Hoàng Thị Lan", "006135001234"
 PEOPLE = [("Lò Văn Pha", "006080004321"), ("Nông Thị Hương", "006185002468"), (NAME, CCCD)]
 MOTCUA_SECRET = "p-motcua-7c2e9a41b8d3f6051e4d"
+POST_SECRET = "p-post-office-5e1d8c3a9b7f2046e8a1"
+RESULTS = (
+    '<KetQuaChiTra xmlns="urn:vn:btxh:chitra:1" ky="2020-09" maXa="02053">'
+    + "".join(
+        f'<Dong soDinhDanh="{cccd}" trangThai="da_chi" soTien="540000" ngayChi="2020-09-05"/>'
+        for _, cccd in PEOPLE
+    )
+    + "</KetQuaChiTra>"
+).encode()
 
 
 def scanner() -> Scanner:
@@ -57,6 +69,8 @@ def test_the_scanner_finds_what_it_must_and_not_what_is_masked() -> None:
     leaks = [
         f"name {NAME} here",
         f"id {CCCD}.",
+        "id 006 135 001 234 grouped",
+        f"key 02053:{CCCD}",
         unicodedata.normalize("NFD", f"ChuHoSo={NAME}"),
         json.dumps({"hoTen": NAME}),  # JSON-escaped: \\u00e0...
         "Lò Văn Pha",
@@ -178,6 +192,13 @@ async def test_personal_data_never_reaches_logs_errors_or_exports(
         "madonvi": "000.00.12.H06",
         "timeout": {"connect": 1, "read": 3},
     }
+    data["systems"]["post_office"] = {
+        "plugin": "post_office",
+        "base_url": "http://127.0.0.1:9",
+        "inbound_secret": POST_SECRET,
+        "timeout": {"connect": 1, "read": 3},
+    }
+    data["routes"].append({"from": "post_office", "event": "payment.results", "to": ["dst"]})
     config = write_config(tmp_path, data)
     gw = GatewayProcess(config, port, "privacy")
     texts: dict[str, str] = {}
@@ -189,14 +210,18 @@ async def test_personal_data_never_reaches_logs_errors_or_exports(
                 h = {"Content-Type": "application/json", **sign(secret, body)}
                 async with s.post(f"{gw.url}/inbound/{system}", data=body, headers=h) as r:
                     texts[f"intake {what}"] = f"{r.status} {await r.text()}"
+            h = {"Content-Type": "application/xml", **sign(POST_SECRET, RESULTS)}
+            async with s.post(f"{gw.url}/inbound/post_office", data=RESULTS, headers=h) as r:
+                texts["intake payment results"] = f"{r.status} {await r.text()}"
             for _ in range(100):
                 async with s.get(f"{gw.url}/api/v1/deliveries", headers=bearer("viewer")) as r:
                     items = (await r.json())["items"]
-                if len(items) == 9 and all(i["status"] in ("delivered", "dead") for i in items):
+                if len(items) == 12 and all(i["status"] in ("delivered", "dead") for i in items):
                     break
                 await asyncio.sleep(0.1)
+            texts["keys"] = "\n".join(f"{i['dossier_key']} {i['ref']}" for i in items)
             texts["api deliveries"] = json.dumps(items, ensure_ascii=False)
-            paths = ["/api/v1/log", "/api/v1/log.csv", "/api/v1/systems"]
+            paths = ["/api/v1/log", "/api/v1/log.csv", "/api/v1/systems", "/metrics"]
             paths += [f"/api/v1/deliveries/{i['id']}" for i in items]
             paths += [f"/api/v1/dossiers/000.00.12.H06-200803-{i:04d}" for i in range(3)]
             for path in paths:
@@ -219,14 +244,21 @@ async def test_personal_data_never_reaches_logs_errors_or_exports(
         gw.kill()
         await runner.cleanup()
     texts["gateway log"] = gw.log_text()
+    export = log_dir() / f"privacy-export-{os.getpid()}.csv"  # the session scan reads it too
+    # one delivery of each kind (event x outcome) is shown; the API and pages showed them all
+    sample = sorted({(i["event"], i["status"]): i["id"] for i in items}.values())
     for args in (
+        ["deliveries", "list"],
         ["deliveries", "list", "--json"],
         ["deliveries", "export"],
-        *[["deliveries", "show", "--json", str(i["id"])] for i in items],
+        ["deliveries", "export", "--out", str(export)],
+        *[["deliveries", "show", str(i)] for i in sample],
+        *[["deliveries", "show", "--json", str(i)] for i in sample],
         ["dossiers", "show", "--json", "000.00.12.H06-200803-0000"],
     ):
         done = await asyncio.to_thread(cli, config, *args)
         texts[f"cli {' '.join(args)}"] = done.stdout + done.stderr
+    texts["export file"] = export.read_text(encoding="utf-8")
     with (log_dir() / f"privacy-e2e-{os.getpid()}.txt").open("w", encoding="utf-8") as out:
         for where, text in texts.items():
             out.write(f"== {where}\n{text}\n")
@@ -238,12 +270,13 @@ async def test_personal_data_never_reaches_logs_errors_or_exports(
     tally.add(
         "Privacy: no unmasked CCCD or full name in logs, errors, exports",
         "dossiers full of names and CCCDs (right fields, wrong fields, malformed bodies), "
-        "a destination echoing them in its error answers; then intake answers, the log, "
-        "CLI, admin API, CSV and dashboard pages scanned",
+        "a destination echoing them in its error answers, payment results keyed by person; "
+        "then intake answers, keys, the log, CLI tables and JSON, exports (stdout and file), "
+        "admin API, CSV, /metrics and dashboard pages scanned",
         s.lines,
         "lines",
         f"{len(s.findings)} unmasked ({', '.join(places[:6]) or 'none'}); deliveries {states}",
         ok=not s.findings,
     )
-    assert states == ["dead"] * 3 + ["delivered"] * 6, states
+    assert states == ["dead"] * 3 + ["delivered"] * 9, states
     assert not s.findings, [(f.source, f.kind, f.excerpt) for f in s.findings[:15]]

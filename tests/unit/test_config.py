@@ -187,6 +187,16 @@ def test_shipped_config_without_secrets_names_the_missing_file(tmp_path: Path) -
     assert "cannot read secret file" in err.problem and "var/secrets" in err.problem
 
 
+def test_read_only_commands_load_the_shipped_config_without_any_secret(tmp_path: Path) -> None:
+    """Issue 14 (13): `deliveries list` and the like need no inbound secret, token or
+    password; the secrets they could not read are left out (never a placeholder)."""
+    config = load_config(shipped_copy(tmp_path), read_only=True)
+    assert set(config.systems) >= {"motcua", "registry", "post_office"}
+    assert all(s.inbound_secret is None for s in config.systems.values())
+    assert config.tokens == []
+    assert config.gateway.database == "sqlite:///../var/gateway.db"  # next to config/, not cwd
+
+
 # -- what is refused ----------------------------------------------------------------------------
 
 

@@ -32,10 +32,16 @@ def test_every_twelve_digit_run_is_masked() -> None:
     assert mask_text(text) == "********1234,********4321;x********9999y"
 
 
-@pytest.mark.parametrize("digits", ["00613500123", "0061350012345", "20200803081500"])
-def test_eleven_thirteen_and_fourteen_digit_runs_are_left_alone(digits: str) -> None:
-    # a phone number, a timestamp yyyyMMddHHmmss and 13-digit codes are not CCCDs
+@pytest.mark.parametrize("digits", ["1061350012", "0061350012345", "20200803081500"])
+def test_ten_thirteen_and_fourteen_digit_runs_are_left_alone(digits: str) -> None:
+    # a timestamp yyyyMMddHHmmss, epoch seconds and 13-digit codes are not CCCDs
     assert mask_text(f"ref {digits} end") == f"ref {digits} end"
+
+
+def test_an_eleven_digit_run_from_0_is_masked_like_a_phone_number() -> None:
+    # issue 14 (12): phone numbers are personal data; an 11-digit run starting with 0 has
+    # the shape of one (and of a CCCD with a digit missing): masked either way
+    assert mask_text("ref 00613500123 end") == "ref ********123 end"
 
 
 def test_text_without_digits_is_unchanged() -> None:
@@ -193,3 +199,82 @@ def test_mask_text_masks_name_and_id_fields_echoed_in_error_bodies() -> None:
         assert secret not in masked
     assert '"ChuHoSo": "H. T. L."' in masked and 'hoTen="L. V. P."' in masked
     assert '"error": "refused"' in masked  # other fields untouched
+
+
+# -- issue 14 (12): more personal data, more ways of writing it ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("CCCD 006 135 001 234.", "CCCD ********1234."),
+        ("CCCD 0061.3500.1234", "CCCD ********1234"),
+        ("CCCD 006-135-001234", "CCCD ********1234"),
+        ("CMND cũ 123456789, hết hạn", "CMND cũ *****6789, hết hạn"),
+        ("gọi 0912 345 678 hoặc +84 912345678", "gọi *******678 hoặc ********678"),
+        ("thư lan.hoang@example.vn nhé", "thư l***@example.vn nhé"),
+        (
+            "<DoiTuong hoTen='Hoàng Thị Lan' soDinhDanh='006135001234' ngaySinh='1935-04-12'/>",
+            "<DoiTuong hoTen='H. T. L.' soDinhDanh='********1234' ngaySinh='1935-**-**'/>",
+        ),
+        (
+            '<ns:DiaChi maXa="02053">Thôn Bản Cuôn</ns:DiaChi><hoTen>Lò Văn Pha</hoTen>',
+            '<ns:DiaChi maXa="02053">***</ns:DiaChi><hoTen>L. V. P.</hoTen>',
+        ),
+        (
+            '{"Email": "a.b@x.vn", "SoDienThoai": "0912345678"}',
+            '{"Email": "a***@x.vn", "SoDienThoai": "*******678"}',
+        ),
+    ],
+)
+def test_every_kind_and_writing_of_personal_data_is_masked(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'soTien="108000000"',
+        '"tongSoTien": 123456789',
+        "2020-08-03T08:15:00+07:00",
+        "000.00.12.H06-200803-0001",
+        "02053:********1234-dpjkamboncpeflgb",
+        "at 1765072000.123",
+    ],
+)
+def test_amounts_times_and_dossier_keys_are_not_personal_data(text: str) -> None:
+    assert mask_text(text) == text
+
+
+def test_payload_fields_of_every_kind_are_masked() -> None:
+    masked = mask_payload(
+        {
+            "ThongTinNguoiNop": {
+                "NgaySinh": "19350412",
+                "DiaChiChiTiet": "Thôn Bản Cuôn",
+                "SoDienThoai": "0912345678",
+                "Email": "lan@example.vn",
+                "SoDinhDanh": "123456789",
+            },
+            "DeNghiTroCap": {"DiaChiNhanTien": "tai_nha"},
+        }
+    )
+    assert masked == {
+        "ThongTinNguoiNop": {
+            "NgaySinh": "1935****",
+            "DiaChiChiTiet": "***",
+            "SoDienThoai": "*******678",
+            "Email": "l***@example.vn",
+            "SoDinhDanh": "*****6789",
+        },
+        "DeNghiTroCap": {"DiaChiNhanTien": "tai_nha"},  # where to pay, not an address
+    }
+
+
+def test_masking_a_long_hostile_line_takes_linear_time() -> None:
+    import time
+
+    for text in ("a" * 100_000 + '"', "x='" * 30_000, "soTien" * 20_000, "0 " * 50_000):
+        started = time.perf_counter()
+        mask_text(text)
+        assert time.perf_counter() - started < 2.0, text[:20]

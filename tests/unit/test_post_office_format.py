@@ -19,6 +19,7 @@ from gateway.model import (
     Receipt,
     RetryableError,
 )
+from gateway.pseudonym import pseudonym
 from gateway.xmlsafe import parse_xml
 from plugins.post_office import PostOfficeConnector
 from plugins.post_office.payment_list import render_payment_list
@@ -391,11 +392,13 @@ def test_parse_formats_example() -> None:
     result = parse_results(EXAMPLE_RESULTS.encode())
     assert result.rejected == []
     paid, unpaid = result.messages
+    person = pseudonym("006135001234")
+    assert person.startswith("********1234-") and len(person) == 12 + 1 + 16
     assert paid == Message(
         event="payment.results",
-        external_id="2020-09:02053:006135001234:",
-        ref="006135001234",
-        dossier_key="02053:006135001234",
+        external_id=f"2020-09:02053:{person}:",
+        ref=person,
+        dossier_key=f"02053:{person}",
         payload={
             "ky": "2020-09",
             "maXa": "02053",
@@ -424,9 +427,10 @@ def test_parse_result_for_a_carer_line_names_its_category() -> None:
             'ngayChi="2020-09-05" loaiDoiTuong="cs"/>',
         )
     )
+    person = pseudonym("006135001234")
     assert [m.external_id for m in result.messages] == [
-        "2020-09:02053:006135001234:",
-        "2020-09:02053:006135001234:cs",
+        f"2020-09:02053:{person}:",
+        f"2020-09:02053:{person}:cs",
     ]
 
 
@@ -443,23 +447,26 @@ def test_parse_rejects_bad_lines_and_accepts_the_others() -> None:
             '<Dong soDinhDanh="006080001111" trangThai="chua_chi" soTien="0" lyDo="ốm nằm viện"/>',
         )
     )
-    assert [m.ref for m in result.messages] == ["006135001234", "006080001111"]
+    assert [m.ref for m in result.messages] == [
+        pseudonym("006135001234"),
+        pseudonym("006080001111"),
+    ]
     rejected = {r.ref: r.errors for r in result.rejected}
     assert list(rejected) == [
         "dong-2",
-        "006080004321",
-        "006080009999",
-        "000080004321",
-        "006135001234",
+        "dong-3:********4321",
+        "dong-4:********9999",
+        "dong-5:********4321",
+        "dong-6:********1234",
         "dong-7",
     ]
     assert any("soDinhDanh" in e for e in rejected["dong-2"])
     assert any("trangThai" in e for e in rejected["dong-2"])
-    assert any("soTien > 0" in e for e in rejected["006080004321"])
-    assert any("ngayChi" in e for e in rejected["006080004321"])
-    assert any("soTien = 0" in e for e in rejected["006080009999"])
-    assert any("mã tỉnh 000" in e for e in rejected["000080004321"])
-    assert any("duplicate line" in e for e in rejected["006135001234"])
+    assert any("soTien > 0" in e for e in rejected["dong-3:********4321"])
+    assert any("ngayChi" in e for e in rejected["dong-3:********4321"])
+    assert any("soTien = 0" in e for e in rejected["dong-4:********9999"])
+    assert any("mã tỉnh 000" in e for e in rejected["dong-5:********4321"])
+    assert any("duplicate line" in e for e in rejected["dong-6:********1234"])
     assert any("thiếu thuộc tính soDinhDanh" in e for e in rejected["dong-7"])
     for errors in rejected.values():
         for error in errors:
@@ -530,7 +537,9 @@ def test_classify_200_reads_the_receipt() -> None:
     body = b'<TiepNhan xmlns="urn:vn:btxh:chitra:1" ky="2020-09" maXa="02053" soDong="2"/>'
     receipt = connector().classify_response(200, body, {}, sent_request())
     assert isinstance(receipt, Receipt) and receipt.status == 200
-    assert receipt.detail.startswith("TiepNhan soDong=2")
+    assert receipt.detail.startswith(
+        "bưu điện đã tiếp nhận 2 dòng / the post office received 2 lines"
+    )
 
 
 def test_classify_409_is_delivered() -> None:

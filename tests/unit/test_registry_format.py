@@ -629,7 +629,7 @@ def test_201_is_delivered_with_an_accepted_follow_up(connector: RegistryConnecto
     body = answer('<BienNhan maHoSo="000.00.12.H06-200803-0001" soBienNhan="BN-7"/>')
     receipt = connector.classify_response(201, body, {}, ho_so_request())
     assert receipt.status == 201
-    assert receipt.detail == "BienNhan BN-7"
+    assert receipt.detail == "biên nhận số BN-7 / receipt BN-7"
     assert receipt.bytes_received == len(body)
     [follow_up] = receipt.follow_ups
     assert follow_up.event == "dossier.accepted"
@@ -665,6 +665,7 @@ def test_400_is_a_permanent_gateway_bug(connector: RegistryConnector) -> None:
         connector.classify_response(400, body, {}, ho_so_request())
     assert info.value.status == 400
     assert info.value.reason == (
+        "phần mềm quản lý từ chối tài liệu vì không hợp lệ (lỗi của gateway) / "
         "registry refused the document as invalid (gateway bug): lanCapNhat: giá trị không hợp lệ"
     )
     assert info.value.follow_ups == []
@@ -717,7 +718,10 @@ def test_suspension_answers(connector: RegistryConnector) -> None:
     ok = connector.classify_response(
         200, answer('<TiepNhan ky="2020-11" maXa="02053" soDong="1"/>'), {}, suspension_request()
     )
-    assert ok.detail == "TiepNhan ky=2020-11 maXa=02053 soDong=1"
+    assert ok.detail == (
+        "đã tiếp nhận đề nghị kỳ 2020-11 xã 02053: 1 dòng / "
+        "request for 2020-11, commune 02053 received: 1 lines"
+    )
     assert ok.follow_ups == []
     again = connector.classify_response(409, b"", {}, suspension_request())
     assert again.status == 409

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from gateway.config import ConfigError, config_from_dict
+from gateway.model import too_deep
 from gateway.signing import SignatureError, check_headers, sign, verify
 from gateway.web.admin.auth import same
-from gateway.web.inbound import UnsignedBudget, too_deep
+from gateway.web.inbound import UnsignedBudget
 
 NOW = 1_700_000_000
 
@@ -100,3 +101,16 @@ def test_a_signin_nonce_is_single_use_and_expires() -> None:
     auth.use_nonce(nonce, now=1001.0)
     assert auth.signin_expected(cookie, now=1002.0) is None
     assert auth.signin_expected(cookie.replace("x", "y", 1), now=1000.0) is None
+
+
+def test_a_polled_page_loses_only_its_too_deep_items() -> None:
+    from gateway.model import Message, ParseResult, Rejection, without_too_deep
+
+    good = Message(event="e", external_id="G1", payload={"a": [1, {"b": 2}]})
+    deep = Message(event="e", external_id="D1", payload=nested(5000))  # type: ignore[arg-type]
+    earlier = Rejection("R0", ("bad",))
+    page = ParseResult(messages=[good, deep], rejected=[earlier])
+    kept = without_too_deep(page, 32)
+    assert kept.messages == [good]
+    assert kept.rejected == [earlier, Rejection("D1", ("nested deeper than 32 levels",))]
+    assert without_too_deep(ParseResult(messages=[good]), 32).messages == [good]

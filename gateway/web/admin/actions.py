@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -32,3 +33,20 @@ async def retry_dead(
     log.info("dead_letters_retried", actor=who.actor, retried=retried)
     done = set(retried)
     return retried, [i for i in wanted if i not in done]
+
+
+#: what an audit entry calls an operator's look at one record's personal data in full
+REVEAL_ACTION = "reveal"
+
+
+async def reveal(app: web.Application, delivery_id: int, who: Principal) -> dict[str, Any] | None:
+    """One delivery's stored row with its payload in full, for an operator or admin; the
+    look is audited first (who, which delivery, when), so nothing is shown unrecorded.
+    None when there is no such delivery. Everywhere else every role sees masked data."""
+    store = need(app, STORE)
+    row = await store.get_delivery(delivery_id)
+    if row is None:
+        return None
+    await store.audit(who.actor, REVEAL_ACTION, f"delivery {delivery_id}", "payload in full")
+    log.info("personal_data_revealed", actor=who.actor, delivery=delivery_id)
+    return row

@@ -102,6 +102,19 @@ async def get_delivery(request: web.Request) -> web.Response:
     return _json({"delivery": item, "attempts": [present.log_item(a) for a in reversed(attempts)]})
 
 
+async def reveal_delivery(request: web.Request) -> web.Response:
+    """An operator's or admin's look at one delivery's payload in full (audited)."""
+    did = delivery_id(request)
+    row = await actions.reveal(request.app, did, principal(request))
+    if row is None:
+        raise ApiError(404, "not_found", f"no delivery with id {did}")
+    try:
+        payload = json.loads(row["payload"])
+    except (ValueError, RecursionError):  # shown as stored
+        payload = row["payload"]
+    return _json({"delivery": did, "payload": payload, "revealed_by": principal(request).actor})
+
+
 async def retry_one(request: web.Request) -> web.Response:
     did = delivery_id(request)
     row = await need(request.app, STORE).get_delivery(did)
@@ -205,6 +218,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("GET", "/deliveries", list_deliveries, "viewer"),
     ("GET", "/deliveries/{id}", get_delivery, "viewer"),
     ("POST", "/deliveries/{id}/retry", retry_one, "operator"),
+    ("POST", "/deliveries/{id}/reveal", reveal_delivery, "operator"),
     ("POST", "/deliveries/retry", retry_many, "operator"),
     ("GET", "/log", delivery_log, "viewer"),
     ("GET", "/log.csv", delivery_log_csv, "viewer"),

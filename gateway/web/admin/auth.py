@@ -21,7 +21,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 from urllib.parse import quote
 
 from aiohttp import web
@@ -31,7 +31,10 @@ from gateway.log import get_logger
 from gateway.web.admin.pages import client_address
 from gateway.web.admin.roles import ROLES, Role, allows
 from gateway.web.errors import ApiError, error_response
-from gateway.web.keys import ADMIN_METRICS, AUTH, PRINCIPAL, admin_need
+from gateway.web.keys import ADMIN_METRICS, AUTH, PRINCIPAL, STORE, admin_need
+
+if TYPE_CHECKING:
+    from gateway.store import Store
 
 log = get_logger("gateway.admin.auth")
 
@@ -52,6 +55,8 @@ class Principal:
     via: Literal["api", "web"]
     csrf: str = ""
     sid: str = ""
+    #: when the session cookie expires (epoch seconds; 0 for API tokens)
+    expires: float = 0.0
 
     @property
     def actor(self) -> str:
@@ -214,13 +219,33 @@ class Auth:
         entry = self.tokens.by_name(str(name))
         if exp < now or sid in self._revoked or entry is None or fp != self._fingerprint(entry):
             return None
-        return Principal(entry.name, entry.role, "web", csrf=str(csrf), sid=str(sid))
+        return Principal(
+            entry.name, entry.role, "web", csrf=str(csrf), sid=str(sid), expires=float(exp)
+        )
+
+    async def read_live(self, cookie: str | None, store: Store | None) -> Principal | None:
+        """:meth:`read`, and not signed out on any node (the store keeps sign-outs, so a
+        signed-out cookie stays refused after a restart and on every other node)."""
+        who = self.read(cookie)
+        if who is None or store is None:
+            return who
+        if await store.session_revoked(who.sid):
+            self._revoked[who.sid] = who.expires
+            return None
+        return who
 
     def revoke(self, principal: Principal, now: float | None = None) -> None:
-        """Sign-out: the cookie is dropped by the browser and refused here until it expires."""
+        """Sign-out in this process (see :meth:`revoke_everywhere`)."""
         now = time.time() if now is None else now
         self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
-        self._revoked[principal.sid] = now + SESSION_SECONDS
+        self._revoked[principal.sid] = principal.expires or now + SESSION_SECONDS
+
+    async def revoke_everywhere(self, principal: Principal, store: Store) -> None:
+        """Sign-out: the cookie is dropped by the browser and refused until it expires, by
+        this node at once and by every node from the store, across restarts."""
+        self.revoke(principal)
+        expires = principal.expires or time.time() + SESSION_SECONDS
+        await store.revoke_session(principal.sid, expires, principal.actor)
 
     def signin_nonce(self, now: float | None = None) -> tuple[str, str]:
         """(form field value, cookie value) of the sign-in form's CSRF token: good for one
@@ -273,12 +298,18 @@ def principal(request: web.Request) -> Principal:
         raise RuntimeError("no principal: this route is public (see protect())") from None
 
 
-def bearer_principal(request: web.Request, auth: Auth) -> Principal | None:
+def bearer_token(request: web.Request) -> str | None:
+    """The token of a well-formed ``Authorization: Bearer <token>`` header, else None."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip() or len(value) > 1024:
         return None
-    entry = auth.tokens.match(value.strip())
+    return value.strip()
+
+
+def bearer_principal(request: web.Request, auth: Auth) -> Principal | None:
+    token = bearer_token(request)
+    entry = None if token is None else auth.tokens.match(token)
     return None if entry is None else Principal(entry.name, entry.role, "api")
 
 
@@ -299,7 +330,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     api = is_api(resource.canonical)
     who: Principal | None = None
     if access != "public":
-        if api and "Authorization" in request.headers:  # a token to check: throttled
+        if api and bearer_token(request) is not None:  # a token to check: throttled
             address = client_address(request)
             wait = auth.throttle.wait(address)
             if wait:
@@ -316,7 +347,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         elif api:
             who = None
         else:
-            who = auth.read(request.cookies.get(SESSION_COOKIE))
+            who = await auth.read_live(request.cookies.get(SESSION_COOKIE), request.app.get(STORE))
         if who is None:
             _count_refusal(request, "unauthenticated")
             return await _unauthenticated(request, api)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import MultiDictProxy, MultiMapping
@@ -41,13 +43,24 @@ FAILED_SIGNIN_DELAY = 0.5  # slows guessing; tokens are long random strings anyw
 
 
 def _safe_next(value: str | None) -> str:
-    """Only a path on this site (never ``//host`` or a scheme): no open redirect."""
+    """Only a path on this site: no open redirect.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so
+    ``/\t/host`` and ``/\\host`` lead to ``//host``; any control character, space, or
+    backslash anywhere is refused, and what is left must be a path with neither a scheme nor
+    a host (``/``, then not ``/``)."""
     if (
         not value
+        or len(value) > 2048
         or not value.startswith("/")
-        or value.startswith(("//", "/\\"))
+        or value.startswith("//")
+        or "\\" in value
+        or any(unicodedata.category(c)[0] in "CZ" for c in value)
         or value.startswith("/signin")
     ):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
         return "/"
     return value
 
@@ -60,7 +73,8 @@ def _see_other(location: str) -> web.Response:
 async def signin_form(request: web.Request, *, error: bool = False) -> web.Response:
     auth = admin_need(request.app, AUTH)
     nxt = _safe_next(request.query.get("next"))
-    if not error and auth.read(request.cookies.get(SESSION_COOKIE)) is not None:
+    store = request.app.get(STORE)
+    if not error and await auth.read_live(request.cookies.get(SESSION_COOKIE), store) is not None:
         return _see_other(nxt)
     nonce, cookie = auth.signin_nonce()
     response = await render_page(
@@ -123,7 +137,7 @@ async def signin_post(request: web.Request) -> web.Response:
 
 async def signout(request: web.Request) -> web.Response:
     who = principal(request)
-    admin_need(request.app, AUTH).revoke(who)
+    await admin_need(request.app, AUTH).revoke_everywhere(who, need(request.app, STORE))
     await need(request.app, STORE).audit(who.actor, "signout", "dashboard")
     response = _see_other("/signin")
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -175,7 +189,14 @@ async def log_page(request: web.Request) -> web.Response:
         request,
         "log.html",
         {
-            "rows": [{**r, "error": present.masked(r["error_message"])} for r in rows],
+            "rows": [
+                {
+                    **r,
+                    "error": present.masked(r["error_message"]),
+                    "dossier_key": present.masked(r["dossier_key"]),
+                }
+                for r in rows
+            ],
             "systems": list(need(request.app, CONFIG).systems),
             "outcomes": params.OUTCOMES,
             "q": {k: keep.get(k, "") for k in LOG_FIELDS},
@@ -198,14 +219,18 @@ async def _not_found(request: web.Request, text_key: str, **fields: str) -> web.
     return await render_message(request, "not_found", text_key, fields, status=404)
 
 
-async def delivery_page(request: web.Request) -> web.Response:
+async def delivery_page(request: web.Request, *, reveal: bool = False) -> web.Response:
     raw = request.match_info["id"]
     try:
         did = params.whole_number(raw, "id")
     except params.BadParam:
         return await _not_found(request, "no_delivery", id=raw)
     store = need(request.app, STORE)
-    row = await store.get_delivery(did)
+    row = (
+        await actions.reveal(request.app, did, principal(request))
+        if reveal
+        else await store.get_delivery(did)
+    )
     if row is None:
         return await _not_found(request, "no_delivery", id=raw)
     attempts = await store.list_log(LogFilter(delivery_id=did), limit=1000)
@@ -217,13 +242,25 @@ async def delivery_page(request: web.Request) -> web.Response:
                 **row,
                 "last_error": present.masked(row["last_error"]),
                 "ref": present.masked(row["ref"]),
+                "dossier_key": present.masked(row["dossier_key"]),
             },
-            "payload": present.payload_preview(row["payload"]),
+            "payload": (
+                present.payload_revealed(row["payload"])
+                if reveal
+                else present.payload_preview(row["payload"])
+            ),
+            "revealed": reveal,
             "attempts": [
                 {**a, "error": present.masked(a["error_message"])} for a in reversed(attempts)
             ],
         },
     )
+
+
+async def reveal_page(request: web.Request) -> web.Response:
+    """The delivery page with its payload in full: operator or admin, audited (a POST with
+    the session's CSRF token, so no link or prefetch reveals anything)."""
+    return await delivery_page(request, reveal=True)
 
 
 async def dossier_page(request: web.Request) -> web.Response:
@@ -271,6 +308,7 @@ async def dead_page(request: web.Request) -> web.Response:
                 {
                     **r,
                     "reason": present.masked(r["last_error"]),
+                    "dossier_key": present.masked(r["dossier_key"]),
                     "preview": present.payload_preview(bodies.get(r["id"])),
                 }
                 for r in rows
@@ -352,6 +390,7 @@ ROUTES: list[tuple[str, str, Handler, Access]] = [
     ("GET", "/log", log_page, "viewer"),
     ("GET", "/log.csv", log_csv, "viewer"),
     ("GET", "/deliveries/{id}", delivery_page, "viewer"),
+    ("POST", "/deliveries/{id}/reveal", reveal_page, "operator"),
     ("GET", "/dossiers", dossier_page, "viewer"),
     ("GET", "/dead", dead_page, "viewer"),
     ("POST", "/dead/retry", retry_confirm_page, "operator"),

@@ -205,6 +205,14 @@ SCHEMAS: dict[str, Schema] = {
         },
         required=["retried"],
     ),
+    "Revealed": _object(
+        {
+            "delivery": {"type": "integer"},
+            "payload": {"description": "the stored payload, unmasked"},
+            "revealed_by": {"type": "string", "description": "api:NAME (audited)"},
+        },
+        required=["delivery", "payload", "revealed_by"],
+    ),
     "Systems": _object(
         {"generated_at": TIME, "systems": {"type": "array", "items": _ref("System")}}
     ),
@@ -366,6 +374,16 @@ def build_document(plugins: Plugins | None = None) -> Schema:
                 _json_response("queued again", "RetryResult"),
                 ["id"],
                 errors=(404, 409),
+            )
+        },
+        "/api/v1/deliveries/{id}/reveal": {
+            "post": _op(
+                "revealDelivery",
+                "One delivery's payload in full, personal data unmasked (audited first)",
+                "operator",
+                _json_response("the payload in full", "Revealed"),
+                ["id"],
+                errors=(404,),
             )
         },
         "/api/v1/deliveries/retry": {

@@ -13,13 +13,25 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from gateway.web.admin.i18n import LANG_COOKIE, choose_lang, format_time, translate
+from gateway.web.admin.i18n import (
+    LANG_COOKIE,
+    choose_lang,
+    format_date,
+    format_duration,
+    format_money,
+    format_month,
+    format_number,
+    format_time,
+    translate,
+)
+from gateway.web.admin.labels import event_label, shown_outcome, status_label, system_label
 from gateway.web.keys import CONFIG, JINJA, LANG, NAV, PRINCIPAL, admin_need, need
 
 STATIC_PREFIX = "/static/admin"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -52,9 +64,20 @@ def layout_context(request: web.Request) -> dict[str, Any]:
             for e in admin_need(request.app, NAV)
             if e.visible_to(who.role)
         ]
+    plugins = {name: s.plugin for name, s in need(request.app, CONFIG).systems.items()}
     return {
         "t": t,
         "lang": lang,
+        "sys": lambda name: system_label(name, plugins, lang),
+        "sysc": lambda name: system_label(name, plugins, lang, with_code=True),
+        "ev": lambda event: event_label(event, lang),
+        "st": lambda status: status_label(status, lang),
+        "shown_outcome": shown_outcome,
+        "num": lambda value: format_number(value, lang),
+        "dur": lambda ms: format_duration(ms, lang),
+        "money": lambda value: format_money(value, lang),
+        "day": lambda value: format_date(value, lang),
+        "month_label": lambda value: format_month(value, lang),
         "switch_url": str(request.rel_url.update_query(lang=other)),
         "fmt_time": lambda epoch: format_time(epoch, lang),
         "user": who,

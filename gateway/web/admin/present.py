@@ -48,6 +48,11 @@ _TIMES = {
 }
 
 
+#: free-text and key fields masked on the way out; keys too, so that a key stored before
+#: keys were pseudonymised (``02053:006135001234``) never shows a CCCD either
+_MASKED = {"error_message", "last_error", "ref", "detail", "dossier_key", "external_id"}
+
+
 def iso(epoch: float | None) -> str | None:
     """A store time (UTC epoch) as ISO 8601 with the +07:00 offset."""
     if epoch is None:
@@ -65,7 +70,7 @@ def _shown(row: dict[str, Any], fields: tuple[str, ...] | list[str]) -> dict[str
         value = row.get(key)
         if key in _TIMES:
             value = iso(value)
-        elif isinstance(value, str) and key in ("error_message", "last_error", "ref", "detail"):
+        elif isinstance(value, str) and key in _MASKED:
             value = mask_text(value)
         out[key] = value
     return out
@@ -99,22 +104,51 @@ def payload_preview(payload: str | None, limit: int = PREVIEW_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "\n…"
 
 
+def payload_revealed(payload: str | None) -> str:
+    """The stored message body in full (an operator's audited reveal of one record)."""
+    if not payload:
+        return ""
+    try:
+        return json.dumps(json.loads(payload), ensure_ascii=False, indent=2)
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to re-indent
+        return payload
+
+
 def timeline_events(timeline: dict[str, Any]) -> list[dict[str, Any]]:
-    """Messages received and attempts made for one dossier, merged in time order."""
-    events: list[dict[str, Any]] = [
-        {
-            "at": m["received_at"],
-            "kind": "received",
-            "source": m["source"],
-            "event": m["event"],
-            "revision": m["revision"],
-            "ref": mask_text(m["ref"]),
-        }
-        for m in timeline["messages"]
-    ]
+    """Messages received and attempts made for one dossier, in causal order.
+
+    Mostly time order; but a message a destination's answer produced (a registry's refusal,
+    a decision's acknowledgement: ``parent_delivery_id``) comes after the send that caused
+    it, whatever the clocks say (it is stored in the same transaction as that attempt).
+    """
+    attempts = timeline["attempts"]
+    answered: dict[int, tuple[float, int]] = {}  # delivery id -> (time, index) of its answer
+    for i, a in enumerate(attempts):
+        if a["outcome"] == "delivered":
+            answered[a["delivery_id"]] = (a["at"], i)
+    events: list[dict[str, Any]] = []
+    for m in timeline["messages"]:
+        parent = m.get("parent_delivery_id")
+        at, after = m["received_at"], -1
+        if parent is not None and parent in answered:
+            cause_at, after = answered[parent]
+            at = max(at, cause_at)
+        events.append(
+            {
+                "at": m["received_at"],
+                "sort": (at, after, 1),
+                "kind": "received",
+                "source": m["source"],
+                "event": m["event"],
+                "revision": m["revision"],
+                "ref": mask_text(m["ref"]),
+                "caused_by": parent,
+            }
+        )
     events += [
         {
             "at": a["at"],
+            "sort": (a["at"], i, 0),
             "kind": "attempt",
             "destination": a["destination"],
             "attempt": a["attempt"],
@@ -125,7 +159,7 @@ def timeline_events(timeline: dict[str, Any]) -> list[dict[str, Any]]:
             "delivery_id": a["delivery_id"],
             "actor": a["actor"],
         }
-        for a in timeline["attempts"]
+        for i, a in enumerate(attempts)
     ]
-    events.sort(key=lambda e: (e["at"], e["kind"] != "received"))
+    events.sort(key=lambda e: e["sort"])
     return events

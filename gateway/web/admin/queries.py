@@ -10,11 +10,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 
 from gateway.model import DeliveryStatus, Outcome
 from gateway.store import Store
 from gateway.store.tables import audit_log, deliveries, delivery_log, messages
+from gateway.web.admin.labels import REFUSED_FROM
 
 #: Log outcomes that are attempts (``replayed`` rows are operator actions, not attempts).
 ATTEMPTS = (Outcome.DELIVERED.value, Outcome.RETRY.value, Outcome.DEAD.value)
@@ -74,10 +75,15 @@ async def hourly(store: Store, start: float, hours: int = 24) -> dict[str, list[
 
 
 async def last_errors(store: Store, since: float) -> dict[str, tuple[float, str]]:
-    """The latest error message logged for each destination since ``since``."""
+    """The latest error message logged for each destination since ``since`` (a failure or a
+    refusal: a delivered attempt's receipt is an answer, not an error)."""
     latest = (
         select(dl.destination, func.max(dl.id).label("id"))
-        .where(dl.at >= since, dl.error_message.is_not(None))
+        .where(
+            dl.at >= since,
+            dl.error_message.is_not(None),
+            or_(dl.outcome != "delivered", dl.http_status >= REFUSED_FROM),
+        )
         .group_by(dl.destination)
         .subquery()
     )
