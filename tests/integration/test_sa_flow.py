@@ -15,9 +15,17 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 from conftest import wait_for
+from loopback import (
+    FAST_SYSTEM,
+    free_port,
+    gateway_section,
+    local_urls,
+    running_flow,
+    simulated_systems,
+)
 from lxml import etree
 from sa_fixtures import chodon_august_2020, decision_payload
-from test_full_flow import free_port, running_flow, sim_state
+from test_full_flow import sim_state
 
 from gateway.config import Config, SystemConfig, config_from_dict
 from gateway.model import VN_TZ
@@ -40,31 +48,13 @@ NS = "urn:vn:btxh:registry:1"
 
 
 def sa_config(tmp_path: Path, gw: int, ports: dict[str, int]) -> Config:
-    fast = {"initial": 0.05, "multiplier": 2, "max": 0.5, "jitter": 0, "deadline": 60}
-    system = {"timeout": {"connect": 2, "read": 5}, "retry": fast}
     return config_from_dict(
         {
-            "gateway": {
-                "listen": f"127.0.0.1:{gw}",
-                "database": f"sqlite:///{tmp_path}/gw.db",
-                "node_id": "sa",
-                "poll_interval": 0.05,
-            },
+            "gateway": gateway_section(tmp_path, gw, "sa"),
             "tokens": token_config(),
             "systems": {
-                "registry": {
-                    "plugin": "district_registry",
-                    "base_url": f"http://127.0.0.1:{ports['registry']}",
-                    "inbound_secret": SECRETS["registry"],
-                    **system,
-                },
-                "post_office": {
-                    "plugin": "post_office",
-                    "base_url": f"http://127.0.0.1:{ports['post_office']}",
-                    "inbound_secret": SECRETS["post_office"],
-                    **system,
-                },
-                "social_assistance": {"plugin": "social_assistance", **system},
+                **simulated_systems(local_urls(ports), SECRETS, FAST_SYSTEM),
+                "social_assistance": {"plugin": "social_assistance", **FAST_SYSTEM},
             },
             "routes": [
                 {"from": "registry", "event": "decision.issued", "to": ["social_assistance"]},
