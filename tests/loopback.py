@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
+from sa_fixtures import quyet_dinh
 
 from gateway.config import Config
 from gateway.plugins import build_plugins
+from gateway.signing import sign
 from gateway.simulation import SimulatorOptions
 from gateway.web.app import create_app
 
@@ -104,3 +107,15 @@ async def running_flow(
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+async def push_decision(url: str, secret: str, payload: dict[str, str]) -> None:
+    """Pushes a decision to the gateway at ``url`` as the registry does (signed with
+    ``secret``); the gateway must accept it."""
+    body = quyet_dinh(payload)
+    headers = {"Content-Type": "application/xml", **sign(secret, body)}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{url}/inbound/registry", data=body, headers=headers) as r,
+    ):
+        assert r.status == 202, await r.text()

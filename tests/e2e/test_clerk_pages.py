@@ -20,7 +20,6 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from conftest import wait_for
@@ -29,15 +28,14 @@ from loopback import (
     free_port,
     gateway_section,
     local_urls,
+    push_decision,
     running_flow,
     simulated_systems,
 )
-from lxml import etree
 from sa_fixtures import decision_payload
 
 from gateway.config import Config, config_from_dict
 from gateway.model import VN_TZ
-from gateway.signing import sign
 from gateway.store import DeliveryFilter, LogFilter
 from gateway.testing.admin import TOKENS, token_config
 from gateway.web.keys import ENGINE, PLUGINS, STORE
@@ -58,7 +56,6 @@ SECRETS = {  # strong enough for the configuration's check (128 bits)
     "registry": "s-registry-7c2e9a41b8d3f6051e4d",
     "post_office": "s-post-7c2e9a41b8d3f6051e4d",
 }
-NS = "urn:vn:btxh:registry:1"
 OK_CCCD, HELD_CCCD = make_cccd("006", 1935, True, 1), make_cccd("006", 1936, False, 2)
 OK_NAME, HELD_NAME = "Hoàng Thị Lan", "Lò Văn Pha"
 
@@ -98,23 +95,6 @@ def clerk_config(tmp_path: Path, gw: int, ports: dict[str, int], archive: str) -
     )
 
 
-def quyet_dinh(payload: dict[str, str]) -> bytes:
-    el = etree.Element(f"{{{NS}}}QuyetDinh", nsmap={None: NS})
-    for k, v in payload.items():
-        el.set(k, v)
-    return etree.tostring(el, xml_declaration=True, encoding="UTF-8")
-
-
-async def push_decision(url: str, payload: dict[str, str]) -> None:
-    body = quyet_dinh(payload)
-    headers = {"Content-Type": "application/xml", **sign(SECRETS["registry"], body)}
-    async with (
-        aiohttp.ClientSession() as s,
-        s.post(f"{url}/inbound/registry", data=body, headers=headers) as r,
-    ):
-        assert r.status == 202, await r.text()
-
-
 @contextlib.asynccontextmanager
 async def office(tmp_path: Path, archive: str) -> AsyncIterator[dict[str, Any]]:
     """The gateway and the simulators on loopback, with refused dossiers, dead letters, a
@@ -144,8 +124,8 @@ async def seed_payments(app: web.Application, config: Config, url: str) -> None:
         domain.rules, so="216/QĐ-UBND", maHoSo="HS-B", soDinhDanh=HELD_CCCD, hoTen=HELD_NAME,
         ngaySinh="1936-03-02", heSo="2.0", mucChuan="270000", soTienThang="600000", **common,
     )  # fmt: skip
-    await push_decision(url, ok)
-    await push_decision(url, held)
+    await push_decision(url, SECRETS["registry"], ok)
+    await push_decision(url, SECRETS["registry"], held)
 
     async def held_known() -> bool:
         return len(await service.held(store)) == 1

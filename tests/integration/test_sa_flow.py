@@ -20,17 +20,16 @@ from loopback import (
     free_port,
     gateway_section,
     local_urls,
+    push_decision,
     running_flow,
     simulated_systems,
 )
-from lxml import etree
 from sa_fixtures import chodon_august_2020, decision_payload
 from test_full_flow import sim_state
 
 from gateway.config import Config, SystemConfig, config_from_dict
 from gateway.model import VN_TZ
 from gateway.plugins import build_plugins
-from gateway.signing import sign
 from gateway.store import Store
 from gateway.testing.admin import bearer, token_config
 from gateway.web.keys import ENGINE, PLUGINS, STORE
@@ -44,7 +43,6 @@ SECRETS = {
     "registry": "s-registry-7c2e9a41b8d3f6051e4d",
     "post_office": "s-post-7c2e9a41b8d3f6051e4d",
 }
-NS = "urn:vn:btxh:registry:1"
 
 
 def sa_config(tmp_path: Path, gw: int, ports: dict[str, int]) -> Config:
@@ -85,23 +83,6 @@ async def flow(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         yield {"app": app, "ports": ports, "gw": gw, "config": config}
 
 
-def quyet_dinh(payload: dict[str, str]) -> bytes:
-    el = etree.Element(f"{{{NS}}}QuyetDinh", nsmap={None: NS})
-    for k, v in payload.items():
-        el.set(k, v)
-    return etree.tostring(el, xml_declaration=True, encoding="UTF-8")
-
-
-async def push_decision(gw: int, payload: dict[str, str]) -> None:
-    body = quyet_dinh(payload)
-    headers = {"Content-Type": "application/xml", **sign(SECRETS["registry"], body)}
-    async with (
-        aiohttp.ClientSession() as s,
-        s.post(f"http://127.0.0.1:{gw}/inbound/registry", data=body, headers=headers) as r,
-    ):
-        assert r.status == 202, await r.text()
-
-
 def build_now(month: str) -> datetime:
     m = Month.parse(month)
     return datetime.combine((m - 1).day(24), time(10), VN_TZ)
@@ -137,9 +118,10 @@ async def test_decisions_lists_results_suspension_and_held(flow: dict[str, Any])
         mucChuan="270000",
         soTienThang="600000",
     )
-    await push_decision(gw, ok)
-    await push_decision(gw, held)
-    await push_decision(gw, ok)  # re-sent: nothing new
+    gateway_url = f"http://127.0.0.1:{gw}"
+    await push_decision(gateway_url, SECRETS["registry"], ok)
+    await push_decision(gateway_url, SECRETS["registry"], held)
+    await push_decision(gateway_url, SECRETS["registry"], ok)  # re-sent: nothing new
 
     async def both_known() -> bool:
         return len(await service.held(store)) == 1
