@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from itertools import accumulate
 
+from lxml import etree
+
 from gateway.model import VN_TZ
 from plugins.social_assistance.amounts import Person, amount_for, coefficient
 from plugins.social_assistance.decision import Decision
@@ -51,6 +53,18 @@ CHODON_AUGUST_2020 = {
 def full_name(rng: random.Random, female: bool) -> str:
     middle = MIDDLE_FEMALE if female else MIDDLE_MALE
     return f"{rng.choice(FAMILY)} {rng.choice(middle)} {rng.choice(GIVEN)}"
+
+
+REGISTRY_NS = "urn:vn:btxh:registry:1"
+
+
+def quyet_dinh(payload: Mapping[str, str]) -> bytes:
+    """A decision as the district registry pushes it: one ``QuyetDinh`` element whose
+    attributes are ``payload``."""
+    el = etree.Element(f"{{{REGISTRY_NS}}}QuyetDinh", nsmap={None: REGISTRY_NS})
+    for k, v in payload.items():
+        el.set(k, v)
+    return etree.tostring(el, xml_declaration=True, encoding="UTF-8")
 
 
 def decision_payload(rules: Rules, **attrs: object) -> dict[str, str]:

@@ -15,27 +15,29 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp import web
 from conftest import wait_for
-from lxml import etree
+from loopback import (
+    FAST_SYSTEM,
+    free_port,
+    gateway_section,
+    local_urls,
+    push_decision,
+    running_flow,
+    simulated_systems,
+)
 from sa_fixtures import decision_payload
 
 from gateway.config import Config, config_from_dict
 from gateway.model import VN_TZ
-from gateway.plugins import build_plugins
-from gateway.signing import sign
-from gateway.simulation import SimulatorOptions
 from gateway.store import DeliveryFilter, LogFilter
 from gateway.testing.admin import TOKENS, token_config
-from gateway.web.app import create_app
 from gateway.web.keys import ENGINE, PLUGINS, STORE
 from plugins.social_assistance import service
 from plugins.social_assistance.month import Month
@@ -54,59 +56,20 @@ SECRETS = {  # strong enough for the configuration's check (128 bits)
     "registry": "s-registry-7c2e9a41b8d3f6051e4d",
     "post_office": "s-post-7c2e9a41b8d3f6051e4d",
 }
-PLUGIN_OF = {
-    "motcua": "one_stop_shop",
-    "registry": "district_registry",
-    "post_office": "post_office",
-}
-NS = "urn:vn:btxh:registry:1"
 OK_CCCD, HELD_CCCD = make_cccd("006", 1935, True, 1), make_cccd("006", 1936, False, 2)
 OK_NAME, HELD_NAME = "Hoàng Thị Lan", "Lò Văn Pha"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def clerk_config(tmp_path: Path, gw: int, ports: dict[str, int], archive: str) -> Config:
-    fast = {"initial": 0.05, "multiplier": 2, "max": 0.5, "jitter": 0, "deadline": 60}
-    system = {"timeout": {"connect": 2, "read": 5}, "retry": fast}
     return config_from_dict(
         {
-            "gateway": {
-                "listen": f"127.0.0.1:{gw}",
-                "database": f"sqlite:///{tmp_path}/gw.db",
-                "node_id": "e2e",
-                "poll_interval": 0.05,
-            },
+            "gateway": gateway_section(tmp_path, gw, "e2e"),
             "tokens": token_config(),
             "systems": {
-                "motcua": {
-                    "plugin": "one_stop_shop",
-                    "base_url": f"http://127.0.0.1:{ports['motcua']}",
-                    "inbound_secret": SECRETS["motcua"],
-                    "username": "gateway",
-                    "password": "secret",
-                    "madonvi": "000.00.12.H06",
-                    **system,
-                },
-                "registry": {
-                    "plugin": "district_registry",
-                    "base_url": f"http://127.0.0.1:{ports['registry']}",
-                    "inbound_secret": SECRETS["registry"],
-                    **system,
-                },
-                "post_office": {
-                    "plugin": "post_office",
-                    "base_url": f"http://127.0.0.1:{ports['post_office']}",
-                    "inbound_secret": SECRETS["post_office"],
-                    **system,
-                },
-                "social_assistance": {"plugin": "social_assistance", **system},
+                **simulated_systems(local_urls(ports), SECRETS, FAST_SYSTEM),
+                "social_assistance": {"plugin": "social_assistance", **FAST_SYSTEM},
                 # a copy of every dossier to an archive that refuses them all: dead letters
-                "archive": {"plugin": "http_json", "base_url": archive, **system},
+                "archive": {"plugin": "http_json", "base_url": archive, **FAST_SYSTEM},
             },
             "routes": [
                 {
@@ -132,30 +95,6 @@ def clerk_config(tmp_path: Path, gw: int, ports: dict[str, int], archive: str) -
     )
 
 
-async def serve(app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
-
-
-def quyet_dinh(payload: dict[str, str]) -> bytes:
-    el = etree.Element(f"{{{NS}}}QuyetDinh", nsmap={None: NS})
-    for k, v in payload.items():
-        el.set(k, v)
-    return etree.tostring(el, xml_declaration=True, encoding="UTF-8")
-
-
-async def push_decision(url: str, payload: dict[str, str]) -> None:
-    body = quyet_dinh(payload)
-    headers = {"Content-Type": "application/xml", **sign(SECRETS["registry"], body)}
-    async with (
-        aiohttp.ClientSession() as s,
-        s.post(f"{url}/inbound/registry", data=body, headers=headers) as r,
-    ):
-        assert r.status == 202, await r.text()
-
-
 @contextlib.asynccontextmanager
 async def office(tmp_path: Path, archive: str) -> AsyncIterator[dict[str, Any]]:
     """The gateway and the simulators on loopback, with refused dossiers, dead letters, a
@@ -168,26 +107,10 @@ async def office(tmp_path: Path, archive: str) -> AsyncIterator[dict[str, Any]]:
         "post_office": {"payout_delay": 0.1, "unpaid_rate": 0.5},
     }
     config = clerk_config(tmp_path, gw, ports, archive)
-    plugins = build_plugins()
-    runners = []
-    try:
-        for name, port in ports.items():
-            options = SimulatorOptions(
-                gateway_url=f"http://127.0.0.1:{gw}",
-                secret=SECRETS[name],
-                system=name,
-                seed=7,
-                extra=extra[name],
-            )
-            runners.append(await serve(plugins.simulator_factory(PLUGIN_OF[name])(options), port))
-        app = create_app(config, plugins=plugins)
-        runners.append(await serve(app, gw))
+    async with running_flow(config, gw, ports, SECRETS, extra) as app:
         url = f"http://127.0.0.1:{gw}"
         await seed_payments(app, config, url)
         yield {"app": app, "url": url}
-    finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
 
 
 async def seed_payments(app: web.Application, config: Config, url: str) -> None:
@@ -201,8 +124,8 @@ async def seed_payments(app: web.Application, config: Config, url: str) -> None:
         domain.rules, so="216/QĐ-UBND", maHoSo="HS-B", soDinhDanh=HELD_CCCD, hoTen=HELD_NAME,
         ngaySinh="1936-03-02", heSo="2.0", mucChuan="270000", soTienThang="600000", **common,
     )  # fmt: skip
-    await push_decision(url, ok)
-    await push_decision(url, held)
+    await push_decision(url, SECRETS["registry"], ok)
+    await push_decision(url, SECRETS["registry"], held)
 
     async def held_known() -> bool:
         return len(await service.held(store)) == 1

@@ -5,7 +5,6 @@ shows the same totals. Screenshots in test-artifacts/."""
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, time
 from pathlib import Path
@@ -15,15 +14,20 @@ import aiohttp
 import pytest
 from aiohttp import web
 from conftest import wait_for
+from loopback import (
+    FAST_SYSTEM,
+    free_port,
+    gateway_section,
+    local_urls,
+    running_flow,
+    simulated_systems,
+)
 from openpyxl import load_workbook
 from sa_fixtures import decision_payload
 
 from gateway.config import Config, config_from_dict
 from gateway.model import VN_TZ
-from gateway.plugins import build_plugins
-from gateway.simulation import SimulatorOptions
 from gateway.testing.admin import TOKENS, token_config
-from gateway.web.app import create_app
 from gateway.web.keys import CONNECTORS, ENGINE, PLUGINS, STORE
 from plugins.social_assistance import documents, service
 from plugins.social_assistance.month import Month
@@ -41,32 +45,16 @@ PEOPLE = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def config(tmp_path: Path, gw: int, post_office: int) -> Config:
-    fast = {"initial": 0.05, "multiplier": 2, "max": 0.5, "jitter": 0, "deadline": 60}
-    system = {"timeout": {"connect": 2, "read": 5}, "retry": fast}
     return config_from_dict(
         {
-            "gateway": {
-                "listen": f"127.0.0.1:{gw}",
-                "database": f"sqlite:///{tmp_path}/gw.db",
-                "node_id": "e2e-pay",
-                "poll_interval": 0.05,
-            },
+            "gateway": gateway_section(tmp_path, gw, "e2e-pay"),
             "tokens": token_config(),
             "systems": {
-                "post_office": {
-                    "plugin": "post_office",
-                    "base_url": f"http://127.0.0.1:{post_office}",
-                    "inbound_secret": SECRET,
-                    **system,
-                },
-                "social_assistance": {"plugin": "social_assistance", **system},
+                **simulated_systems(
+                    local_urls({"post_office": post_office}), {"post_office": SECRET}, FAST_SYSTEM
+                ),
+                "social_assistance": {"plugin": "social_assistance", **FAST_SYSTEM},
             },
             "routes": [
                 {"from": "social_assistance", "event": "payment.list", "to": ["post_office"]},
@@ -78,31 +66,15 @@ def config(tmp_path: Path, gw: int, post_office: int) -> Config:
     )
 
 
-async def _serve(app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
-
-
 @contextlib.asynccontextmanager
 async def paying(tmp_path: Path) -> AsyncIterator[tuple[str, str, web.Application]]:
     """The post-office simulator and the gateway on loopback; decisions applied, the month's
     list sent. Yields the gateway's and the simulator's URLs and the app."""
     gw, po = free_port(), free_port()
     cfg = config(tmp_path, gw, po)
-    plugins = build_plugins()
-    options = SimulatorOptions(
-        gateway_url=f"http://127.0.0.1:{gw}",
-        secret=SECRET,
-        system="post_office",
-        seed=3,
-        extra={"payout_delay": 0.2, "unpaid_rate": 0.3},
-    )
-    runners = [await _serve(plugins.simulator_factory("post_office")(options), po)]
-    try:
-        app = create_app(cfg, plugins=plugins)
-        runners.append(await _serve(app, gw))
+    secrets = {"post_office": SECRET}
+    extra = {"post_office": {"payout_delay": 0.2, "unpaid_rate": 0.3}}
+    async with running_flow(cfg, gw, {"post_office": po}, secrets, extra, seed=3) as app:
         domain = load_domain(cfg)
         connector = app[CONNECTORS]["social_assistance"]
         for i, (name, born, female, category) in enumerate(PEOPLE, start=1):
@@ -123,9 +95,6 @@ async def paying(tmp_path: Path) -> AsyncIterator[tuple[str, str, web.Applicatio
         assert sent.status == "sent" and sent.people == len(PEOPLE)
         app[ENGINE].wake(None)
         yield f"http://127.0.0.1:{gw}", f"http://127.0.0.1:{po}", app
-    finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
 
 
 async def post_office_lists(url: str) -> list[dict[str, Any]]:

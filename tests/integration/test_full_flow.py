@@ -4,22 +4,24 @@ the desk gets its progress (TrangThai 4) and its result (TrangThaiHoSo 10)."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from conftest import wait_for
+from loopback import (
+    FAST_SYSTEM,
+    free_port,
+    gateway_section,
+    local_urls,
+    running_flow,
+    simulated_systems,
+)
 
 from gateway.config import Config, config_from_dict
-from gateway.plugins import build_plugins
-from gateway.simulation import SimulatorOptions
 from gateway.store.records import DeliveryFilter
-from gateway.web.app import create_app
 from gateway.web.keys import STORE
 
 SECRETS = {
@@ -29,53 +31,11 @@ SECRETS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-async def serve(app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
-
-
 def flow_config(tmp_path: Path, gw: int, ports: dict[str, int]) -> Config:
-    fast = {"initial": 0.05, "multiplier": 2, "max": 0.5, "jitter": 0, "deadline": 60}
-    system = {"timeout": {"connect": 2, "read": 5}, "retry": fast}
     return config_from_dict(
         {
-            "gateway": {
-                "listen": f"127.0.0.1:{gw}",
-                "database": f"sqlite:///{tmp_path}/gw.db",
-                "node_id": "flow",
-                "poll_interval": 0.05,
-            },
-            "systems": {
-                "motcua": {
-                    "plugin": "one_stop_shop",
-                    "base_url": f"http://127.0.0.1:{ports['motcua']}",
-                    "inbound_secret": SECRETS["motcua"],
-                    "username": "gateway",
-                    "password": "secret",
-                    "madonvi": "000.00.12.H06",
-                    **system,
-                },
-                "registry": {
-                    "plugin": "district_registry",
-                    "base_url": f"http://127.0.0.1:{ports['registry']}",
-                    "inbound_secret": SECRETS["registry"],
-                    **system,
-                },
-                "post_office": {
-                    "plugin": "post_office",
-                    "base_url": f"http://127.0.0.1:{ports['post_office']}",
-                    "inbound_secret": SECRETS["post_office"],
-                    **system,
-                },
-            },
+            "gateway": gateway_section(tmp_path, gw, "flow"),
+            "systems": simulated_systems(local_urls(ports), SECRETS, FAST_SYSTEM),
             "routes": [
                 {
                     "from": "motcua",
@@ -90,43 +50,6 @@ def flow_config(tmp_path: Path, gw: int, ports: dict[str, int]) -> Config:
         },
         tmp_path / "gateway.toml",
     )
-
-
-PLUGIN_OF = {
-    "motcua": "one_stop_shop",
-    "registry": "district_registry",
-    "post_office": "post_office",
-}
-
-
-@contextlib.asynccontextmanager
-async def running_flow(
-    config: Config,
-    gw: int,
-    ports: dict[str, int],
-    secrets: dict[str, str],
-    extra: dict[str, dict[str, Any]],
-) -> AsyncIterator[web.Application]:
-    """The simulators of ``ports`` (seeded, pushing to the gateway) and the gateway, on
-    loopback; everything is stopped, gateway first, on the way out."""
-    plugins = build_plugins()
-    runners = []
-    try:
-        for name, port in ports.items():
-            options = SimulatorOptions(
-                gateway_url=f"http://127.0.0.1:{gw}",
-                secret=secrets[name],
-                system=name,
-                seed=7,
-                extra=extra[name],
-            )
-            runners.append(await serve(plugins.simulator_factory(PLUGIN_OF[name])(options), port))
-        app = create_app(config, plugins=plugins)
-        runners.append(await serve(app, gw))
-        yield app
-    finally:
-        for runner in reversed(runners):
-            await runner.cleanup()
 
 
 @pytest.fixture

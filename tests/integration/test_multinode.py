@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -178,23 +179,29 @@ async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
         return (await conn.execute(text(sql), params)).scalar()
 
 
-async def test_three_nodes_one_killed(postgres_cluster: Any, tmp_path: Path) -> None:
-    database = postgres_cluster.create_database(f"multinode_{os.getpid()}")
-    receiver = Receiver()
+@contextlib.asynccontextmanager
+async def cluster(
+    tmp_path: Path,
+    database: str,
+    receive: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    up_timeout: float = 40,
+    **config: Any,
+) -> AsyncIterator[tuple[list[asyncio.subprocess.Process], list[int], int]]:
+    """A receiver (``receive`` answers its POST /receive) and :data:`NODES` ``gateway run``
+    processes on ``database`` (``config``: :func:`node_config`'s options); all stopped after
+    (a paused node is resumed first)."""
     app = web.Application()
-    app.router.add_post("/receive", receiver.handle)
+    app.router.add_post("/receive", receive)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     receiver_port = free_port()
     await web.TCPSite(runner, "127.0.0.1", receiver_port).start()
-
     ports = [free_port() for _ in range(NODES)]
     procs: list[asyncio.subprocess.Process] = []
     logs = []
-    engine = create_async_engine(database)
     try:
         for i, port in enumerate(ports, start=1):  # started together: they migrate one by one
-            cfg = node_config(tmp_path, i, port, database, receiver_port)
+            cfg = node_config(tmp_path, i, port, database, receiver_port, **config)
             log = (tmp_path / f"node-{i}.log").open("wb")
             logs.append(log)
             cmd = [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)]
@@ -213,87 +220,14 @@ async def test_three_nodes_one_killed(postgres_cluster: Any, tmp_path: Path) -> 
                         return False
                 return True
 
-            await wait_for(up, timeout=30, what="three nodes up")
-
-        started = time.monotonic()
-        pusher = Pusher(ports)
-        pushing = asyncio.create_task(pusher.run())
-        await wait_for(lambda: len(receiver.applied) >= KILL_AFTER, timeout=120, what="load")
-        victim = procs[1]
-        victim.send_signal(signal.SIGKILL)
-        killed_at = time.monotonic()
-        await asyncio.wait_for(victim.wait(), 10)
-        orphaned = await scalar(
-            engine,
-            "SELECT count(*) FROM deliveries WHERE status = 'in_flight' AND lease_owner = 'node-2'",
-        )
-        orphan_ids = await _ids(engine, "node-2")
-
-        async def taken_over() -> bool:
-            left = await scalar(
-                engine,
-                "SELECT count(*) FROM deliveries WHERE lease_owner = 'node-2'",
-            )
-            return int(left) == 0
-
-        await wait_for(taken_over, timeout=LEASE * 3, what="the dead node's leases taken over")
-        takeover = time.monotonic() - killed_at
-        await pushing
-        total = DOSSIERS + SECOND_REVISIONS
-        await wait_for(lambda: len(receiver.applied) >= total, timeout=180, what="all delivered")
-        elapsed = time.monotonic() - started
-        await asyncio.sleep(1.0)  # anything sent once more would arrive now
-
-        resent = {k: c for k, c in receiver.arrivals.items() if c > 1}
-        facts = {
-            "dossiers": DOSSIERS,
-            "revisions": total,
-            "elapsed_s": round(elapsed, 1),
-            "killed_after_s": round(killed_at - started, 1),
-            "orphaned_leases": orphaned,
-            "takeover_s": round(takeover, 2),
-            "keys_arriving_twice": len(resent),
-            "failovers": pusher.failovers,
-            "duplicate_answers": pusher.duplicates,
-        }
-        print(f"\nmulti-node: {facts}")
-        # everything delivered, each revision applied exactly once, in order per dossier
-        assert len(receiver.applied) == total
-        assert len(set(receiver.applied)) == total
-        assert len(receiver.arrivals) == total  # one Idempotency-Key per message
-        position = {entry: i for i, entry in enumerate(receiver.applied)}
-        out_of_order = [
-            n
-            for n in range(SECOND_REVISIONS)
-            if position[(f"000.00.12.H06-{n:05d}", 1)] > position[(f"000.00.12.H06-{n:05d}", 2)]
-        ]
-        assert out_of_order == []
-        # a key came again only for what the dead node had in flight
-        assert len(resent) <= len(orphan_ids)
-        assert orphaned > 0, "node 2 held no leases when it died: the test proved nothing"
-        assert takeover <= LEASE + LEASE / 4 + 2.0
-        # the store agrees: all delivered, each once in the log, every chain intact
-        assert await scalar(engine, "SELECT count(*) FROM deliveries") == total
-        assert (
-            await scalar(engine, "SELECT count(*) FROM deliveries WHERE status <> 'delivered'") == 0
-        )
-        assert (
-            await scalar(engine, "SELECT count(*) FROM delivery_log WHERE outcome = 'delivered'")
-            == total
-        )
-        nodes = await scalar(engine, "SELECT count(DISTINCT node) FROM delivery_log")
-        assert nodes == NODES
-        observer = Store(database, node_id="observer")
-        await observer.open()
-        try:
-            checked, problems = await observer.verify_log()
-        finally:
-            await observer.close()
-        assert checked >= total and problems == []
+            await wait_for(up, timeout=up_timeout, what="three nodes up")
+        yield procs, ports, receiver_port
     finally:
         for proc in procs:
             if proc.returncode is None:
-                proc.send_signal(signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGCONT)
+                    proc.send_signal(signal.SIGTERM)
         for proc in procs:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), 15)
@@ -302,8 +236,98 @@ async def test_three_nodes_one_killed(postgres_cluster: Any, tmp_path: Path) -> 
                 await proc.wait()
         for log in logs:
             log.close()
-        await engine.dispose()
         await runner.cleanup()
+
+
+async def test_three_nodes_one_killed(postgres_cluster: Any, tmp_path: Path) -> None:
+    database = postgres_cluster.create_database(f"multinode_{os.getpid()}")
+    receiver = Receiver()
+    engine = create_async_engine(database)
+    try:
+        async with cluster(tmp_path, database, receiver.handle, up_timeout=30) as (procs, ports, _):
+            started = time.monotonic()
+            pusher = Pusher(ports)
+            pushing = asyncio.create_task(pusher.run())
+            await wait_for(lambda: len(receiver.applied) >= KILL_AFTER, timeout=120, what="load")
+            victim = procs[1]
+            victim.send_signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            await asyncio.wait_for(victim.wait(), 10)
+            orphaned = await scalar(
+                engine,
+                "SELECT count(*) FROM deliveries "
+                "WHERE status = 'in_flight' AND lease_owner = 'node-2'",
+            )
+            orphan_ids = await _ids(engine, "node-2")
+
+            async def taken_over() -> bool:
+                left = await scalar(
+                    engine,
+                    "SELECT count(*) FROM deliveries WHERE lease_owner = 'node-2'",
+                )
+                return int(left) == 0
+
+            await wait_for(taken_over, timeout=LEASE * 3, what="the dead node's leases taken over")
+            takeover = time.monotonic() - killed_at
+            await pushing
+            total = DOSSIERS + SECOND_REVISIONS
+            await wait_for(
+                lambda: len(receiver.applied) >= total, timeout=180, what="all delivered"
+            )
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(1.0)  # anything sent once more would arrive now
+
+            resent = {k: c for k, c in receiver.arrivals.items() if c > 1}
+            facts = {
+                "dossiers": DOSSIERS,
+                "revisions": total,
+                "elapsed_s": round(elapsed, 1),
+                "killed_after_s": round(killed_at - started, 1),
+                "orphaned_leases": orphaned,
+                "takeover_s": round(takeover, 2),
+                "keys_arriving_twice": len(resent),
+                "failovers": pusher.failovers,
+                "duplicate_answers": pusher.duplicates,
+            }
+            print(f"\nmulti-node: {facts}")
+            # everything delivered, each revision applied exactly once, in order per dossier
+            assert len(receiver.applied) == total
+            assert len(set(receiver.applied)) == total
+            assert len(receiver.arrivals) == total  # one Idempotency-Key per message
+            position = {entry: i for i, entry in enumerate(receiver.applied)}
+            out_of_order = [
+                n
+                for n in range(SECOND_REVISIONS)
+                if position[(f"000.00.12.H06-{n:05d}", 1)] > position[(f"000.00.12.H06-{n:05d}", 2)]
+            ]
+            assert out_of_order == []
+            # a key came again only for what the dead node had in flight
+            assert len(resent) <= len(orphan_ids)
+            assert orphaned > 0, "node 2 held no leases when it died: the test proved nothing"
+            assert takeover <= LEASE + LEASE / 4 + 2.0
+            # the store agrees: all delivered, each once in the log, every chain intact
+            assert await scalar(engine, "SELECT count(*) FROM deliveries") == total
+            assert (
+                await scalar(engine, "SELECT count(*) FROM deliveries WHERE status <> 'delivered'")
+                == 0
+            )
+            assert (
+                await scalar(
+                    engine, "SELECT count(*) FROM delivery_log WHERE outcome = 'delivered'"
+                )
+                == total
+            )
+            nodes = await scalar(engine, "SELECT count(DISTINCT node) FROM delivery_log")
+            assert nodes == NODES
+            observer = Store(database, node_id="observer")
+            await observer.open()
+            try:
+                checked, problems = await observer.verify_log()
+            finally:
+                await observer.close()
+            assert checked >= total and problems == []
+    finally:
+        await engine.dispose()
 
 
 async def _ids(engine: AsyncEngine, node: str) -> list[int]:

@@ -15,14 +15,21 @@ import aiohttp
 import pytest
 from click.testing import CliRunner
 from conftest import wait_for
-from lxml import etree
+from loopback import (
+    FAST_SYSTEM,
+    free_port,
+    gateway_section,
+    local_urls,
+    push_decision,
+    running_flow,
+    simulated_systems,
+)
 from sa_fixtures import chodon_august_2020, decision_payload
-from test_full_flow import free_port, running_flow, sim_state
+from test_full_flow import sim_state
 
 from gateway.config import Config, SystemConfig, config_from_dict
 from gateway.model import VN_TZ
 from gateway.plugins import build_plugins
-from gateway.signing import sign
 from gateway.store import Store
 from gateway.testing.admin import bearer, token_config
 from gateway.web.keys import ENGINE, PLUGINS, STORE
@@ -36,35 +43,16 @@ SECRETS = {
     "registry": "s-registry-7c2e9a41b8d3f6051e4d",
     "post_office": "s-post-7c2e9a41b8d3f6051e4d",
 }
-NS = "urn:vn:btxh:registry:1"
 
 
 def sa_config(tmp_path: Path, gw: int, ports: dict[str, int]) -> Config:
-    fast = {"initial": 0.05, "multiplier": 2, "max": 0.5, "jitter": 0, "deadline": 60}
-    system = {"timeout": {"connect": 2, "read": 5}, "retry": fast}
     return config_from_dict(
         {
-            "gateway": {
-                "listen": f"127.0.0.1:{gw}",
-                "database": f"sqlite:///{tmp_path}/gw.db",
-                "node_id": "sa",
-                "poll_interval": 0.05,
-            },
+            "gateway": gateway_section(tmp_path, gw, "sa"),
             "tokens": token_config(),
             "systems": {
-                "registry": {
-                    "plugin": "district_registry",
-                    "base_url": f"http://127.0.0.1:{ports['registry']}",
-                    "inbound_secret": SECRETS["registry"],
-                    **system,
-                },
-                "post_office": {
-                    "plugin": "post_office",
-                    "base_url": f"http://127.0.0.1:{ports['post_office']}",
-                    "inbound_secret": SECRETS["post_office"],
-                    **system,
-                },
-                "social_assistance": {"plugin": "social_assistance", **system},
+                **simulated_systems(local_urls(ports), SECRETS, FAST_SYSTEM),
+                "social_assistance": {"plugin": "social_assistance", **FAST_SYSTEM},
             },
             "routes": [
                 {"from": "registry", "event": "decision.issued", "to": ["social_assistance"]},
@@ -93,23 +81,6 @@ async def flow(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     config = sa_config(tmp_path, gw, ports)
     async with running_flow(config, gw, ports, SECRETS, extra) as app:
         yield {"app": app, "ports": ports, "gw": gw, "config": config}
-
-
-def quyet_dinh(payload: dict[str, str]) -> bytes:
-    el = etree.Element(f"{{{NS}}}QuyetDinh", nsmap={None: NS})
-    for k, v in payload.items():
-        el.set(k, v)
-    return etree.tostring(el, xml_declaration=True, encoding="UTF-8")
-
-
-async def push_decision(gw: int, payload: dict[str, str]) -> None:
-    body = quyet_dinh(payload)
-    headers = {"Content-Type": "application/xml", **sign(SECRETS["registry"], body)}
-    async with (
-        aiohttp.ClientSession() as s,
-        s.post(f"http://127.0.0.1:{gw}/inbound/registry", data=body, headers=headers) as r,
-    ):
-        assert r.status == 202, await r.text()
 
 
 def build_now(month: str) -> datetime:
@@ -147,9 +118,10 @@ async def test_decisions_lists_results_suspension_and_held(flow: dict[str, Any])
         mucChuan="270000",
         soTienThang="600000",
     )
-    await push_decision(gw, ok)
-    await push_decision(gw, held)
-    await push_decision(gw, ok)  # re-sent: nothing new
+    gateway_url = f"http://127.0.0.1:{gw}"
+    await push_decision(gateway_url, SECRETS["registry"], ok)
+    await push_decision(gateway_url, SECRETS["registry"], held)
+    await push_decision(gateway_url, SECRETS["registry"], ok)  # re-sent: nothing new
 
     async def both_known() -> bool:
         return len(await service.held(store)) == 1

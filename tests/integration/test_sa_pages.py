@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from conftest import wait_for
-from lxml import etree
-from sa_fixtures import decision_payload
+from sa_fixtures import decision_payload, quyet_dinh
 
 from gateway.config import Config, config_from_dict
 from gateway.model import VN_TZ
@@ -29,7 +28,6 @@ from plugins.social_assistance.storage import load_domain
 from plugins.vn_common.cccd import make_cccd
 
 SECRET = "s-registry-7c2e9a41b8d3f6051e4d"
-NS = "urn:vn:btxh:registry:1"
 OK_CCCD = make_cccd("006", 1935, True, 1)
 HELD_CCCD = make_cccd("006", 1936, False, 2)
 OK_NAME, HELD_NAME = "Hoàng Thị Lan", "Lò Văn Pha"
@@ -63,13 +61,6 @@ def sa_config(tmp_path: Path) -> Config:
         },
         tmp_path / "gateway.toml",
     )
-
-
-def quyet_dinh(payload: dict[str, str]) -> bytes:
-    el = etree.Element(f"{{{NS}}}QuyetDinh", nsmap={None: NS})
-    for k, v in payload.items():
-        el.set(k, v)
-    return etree.tostring(el, xml_declaration=True, encoding="UTF-8")
 
 
 def build_now(month: Month) -> datetime:

@@ -13,15 +13,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +27,7 @@ from aiohttp import web
 from conftest import wait_for
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from test_multinode import SECRET, free_port, node_config, scalar
+from test_multinode import SECRET, cluster, scalar
 
 from gateway.signing import sign
 from gateway.store import Store
@@ -100,60 +96,6 @@ class Loader:
             await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-@contextlib.asynccontextmanager
-async def cluster(
-    tmp_path: Path, database: str, receiver: Receiver, **config: Any
-) -> AsyncIterator[tuple[list[asyncio.subprocess.Process], list[int], int]]:
-    """A receiver and three ``gateway run`` processes on ``database``; all stopped after."""
-    app = web.Application()
-    app.router.add_post("/receive", receiver.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    receiver_port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", receiver_port).start()
-    ports = [free_port() for _ in range(3)]
-    procs: list[asyncio.subprocess.Process] = []
-    logs = []
-    try:
-        for i, port in enumerate(ports, start=1):
-            cfg = node_config(tmp_path, i, port, database, receiver_port, **config)
-            log = (tmp_path / f"node-{i}.log").open("wb")
-            logs.append(log)
-            cmd = [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)]
-            procs.append(
-                await asyncio.create_subprocess_exec(*cmd, stdout=log, stderr=subprocess.STDOUT)
-            )
-        async with aiohttp.ClientSession() as s:
-
-            async def up() -> bool:
-                for port in ports:
-                    try:
-                        async with s.get(f"http://127.0.0.1:{port}/healthz") as r:
-                            if r.status != 200:
-                                return False
-                    except aiohttp.ClientError:
-                        return False
-                return True
-
-            await wait_for(up, timeout=40, what="three nodes up")
-        yield procs, ports, receiver_port
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGCONT)
-                    proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), 15)
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        for log in logs:
-            log.close()
-        await runner.cleanup()
-
-
 async def in_flight_of(engine: AsyncEngine, node: str) -> dict[int, str]:
     async with engine.connect() as conn:
         rows = await conn.execute(
@@ -213,7 +155,7 @@ async def test_a_killed_node_s_deliveries_are_delivered_by_the_others_within_20_
     total = 800
     try:
         # the default lease (120 s) and node_timeout (10 s): the take-over is the heartbeat's
-        async with cluster(tmp_path, database, receiver, lease=120.0) as (procs, ports, _):
+        async with cluster(tmp_path, database, receiver.handle, lease=120.0) as (procs, ports, _):
             loader = Loader(ports)
             loading = asyncio.create_task(loader.run(total))
 
@@ -277,7 +219,7 @@ async def test_a_paused_node_neither_sends_again_nor_records_when_it_resumes(
         async with cluster(
             tmp_path,
             database,
-            receiver,
+            receiver.handle,
             lease=120.0,
             gateway=f"node_timeout = {timeout}\nheartbeat_interval = 0.5",
             # a rate limit keeps claimed deliveries waiting to be sent (about 6 of 8)

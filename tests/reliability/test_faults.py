@@ -34,6 +34,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from conftest import wait_for
+from loopback import PLUGIN_OF, gateway_section, simulated_systems
 from lxml import etree
 
 from gateway.config import config_from_dict
@@ -59,11 +60,6 @@ SECRETS = {
     "registry": "f-registry-7c2e9a41b8d3f6051e4d",
     "post_office": "f-post-7c2e9a41b8d3f6051e4d",
     "sa": "f-sa-7c2e9a41b8d3f6051e4d",
-}
-PLUGIN_OF = {
-    "motcua": "one_stop_shop",
-    "registry": "district_registry",
-    "post_office": "post_office",
 }
 SIMULATED = tuple(PLUGIN_OF)
 REGISTRY_NS = "{urn:vn:btxh:registry:1}"
@@ -150,37 +146,12 @@ def flow_config(tmp_path: Path, gateway_port: int, proxies: dict[str, FaultProxy
         "retry": {"initial": 0.2, "multiplier": 2, "max": 2, "jitter": 0.1, "deadline": 3600},
         "breaker": {"failures": 3, "reset_after": 2},
     }
+    urls = {name: proxy.url for name, proxy in proxies.items()}
     return config_from_dict(
         {
-            "gateway": {
-                "listen": f"127.0.0.1:{gateway_port}",
-                "database": f"sqlite:///{tmp_path}/gw.db",
-                "node_id": "faults",
-                "poll_interval": 0.05,
-                "shutdown_grace": 1,
-            },
+            "gateway": {**gateway_section(tmp_path, gateway_port, "faults"), "shutdown_grace": 1},
             "systems": {
-                "motcua": {
-                    "plugin": "one_stop_shop",
-                    "base_url": proxies["motcua"].url,
-                    "inbound_secret": SECRETS["motcua"],
-                    "username": "gateway",
-                    "password": "secret",
-                    "madonvi": "000.00.12.H06",
-                    **system,
-                },
-                "registry": {
-                    "plugin": "district_registry",
-                    "base_url": proxies["registry"].url,
-                    "inbound_secret": SECRETS["registry"],
-                    **system,
-                },
-                "post_office": {
-                    "plugin": "post_office",
-                    "base_url": proxies["post_office"].url,
-                    "inbound_secret": SECRETS["post_office"],
-                    **system,
-                },
+                **simulated_systems(urls, SECRETS, system),
                 "sa": {
                     "plugin": "http_json",
                     "inbound_secret": SECRETS["sa"],
