@@ -187,10 +187,10 @@ class Writer:
         if not ids:
             return []
         if conn.dialect.name == "sqlite":
-            return _fetch_claimed_sqlite(conn, list(ids))
-        rows = conn.execute(fetch, {"c_ids": list(ids)})
-        claimed = [ClaimedDelivery(*row) for row in rows]
-        for delivery in claimed:
+            claimed = _fetch_claimed_sqlite(conn, list(ids))
+        else:
+            claimed = [ClaimedDelivery(*row) for row in conn.execute(fetch, {"c_ids": list(ids)})]
+        for delivery in claimed:  # the fencing token the lease was taken under
             delivery.generation = self.generation
         return claimed
 
